@@ -1,0 +1,99 @@
+# mq - durable spool message queues for the shell.  Plain GNU make.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+PKG_CONFIG ?= pkg-config
+# Warnings and the language level stay even when CFLAGS is overridden.
+MQ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 \
+	-Wno-format-nonliteral $(shell $(PKG_CONFIG) --cflags libsodium zlib 2>/dev/null)
+# --as-needed drops libsodium and zlib from programs that do not use
+# them, so they cost nothing at start-up.
+MQ_LDFLAGS = -Wl,--as-needed
+LDLIBS_DEPS = $(shell $(PKG_CONFIG) --libs libsodium zlib 2>/dev/null)
+
+ifeq ($(SANITIZE),1)
+BUILD = build/asan
+CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD ?= build
+endif
+
+PROGS = mq-init mq-send mq-recv mq-ack
+LIBSRC = $(wildcard lib/*.c)
+LIBOBJ = $(LIBSRC:lib/%.c=$(BUILD)/lib/%.o)
+CLIOBJ = $(BUILD)/cmd/cli.o
+BINS = $(PROGS:%=$(BUILD)/bin/%)
+MAN1 = $(PROGS:%=man/%.1)
+MAN57 = man/mq-queue.5 man/mq.7
+
+all: $(BINS)
+
+$(BUILD)/lib/%.o: lib/%.c lib/mq.h lib/mq_impl.h
+	@mkdir -p $(@D)
+	$(CC) $(MQ_CFLAGS) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+$(BUILD)/cmd/%.o: cmd/%.c lib/mq.h cmd/cli.h
+	@mkdir -p $(@D)
+	$(CC) $(MQ_CFLAGS) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+$(BUILD)/libmq.a: $(LIBOBJ)
+	rm -f $@
+	$(AR) rcs $@ $(LIBOBJ)
+
+$(BUILD)/bin/%: $(BUILD)/cmd/%.o $(CLIOBJ) $(BUILD)/libmq.a
+	@mkdir -p $(@D)
+	$(CC) $(MQ_LDFLAGS) $(LDFLAGS) -o $@ $< $(CLIOBJ) $(BUILD)/libmq.a \
+		$(LDLIBS_DEPS) $(LDLIBS)
+
+check: deps
+	$(MAKE) all
+	$(MAKE) SANITIZE=1 all
+	sh tests/run.sh
+
+deps:
+	sh tests/deps.sh
+
+asan:
+	$(MAKE) SANITIZE=1 all
+	MQ_BIN=build/asan/bin sh tests/run.sh
+
+lint:
+	mandoc -Tlint -Wwarning $(MAN1) $(MAN57)
+
+demo: all
+	sh contrib/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 man/mq-queue.5 $(DESTDIR)$(MANDIR)/man5
+	install -m 644 man/mq.7 $(DESTDIR)$(MANDIR)/man7
+	install -m 644 completions/mq.bash $(DESTDIR)$(BASHCOMPDIR)/mq
+	for p in $(PROGS); do ln -sf mq $(DESTDIR)$(BASHCOMPDIR)/$$p; done
+	install -m 644 completions/_mq $(DESTDIR)$(ZSHCOMPDIR)/_mq
+	install -m 644 completions/mq.fish $(DESTDIR)$(FISHCOMPDIR)/mq.fish
+
+uninstall:
+	for p in $(PROGS); do rm -f $(DESTDIR)$(BINDIR)/$$p \
+		$(DESTDIR)$(MANDIR)/man1/$$p.1 $(DESTDIR)$(BASHCOMPDIR)/$$p; done
+	rm -f $(DESTDIR)$(MANDIR)/man5/mq-queue.5 $(DESTDIR)$(MANDIR)/man7/mq.7 \
+		$(DESTDIR)$(BASHCOMPDIR)/mq $(DESTDIR)$(ZSHCOMPDIR)/_mq \
+		$(DESTDIR)$(FISHCOMPDIR)/mq.fish
+
+clean:
+	rm -rf build
+
+.PHONY: all check deps asan lint demo install uninstall clean

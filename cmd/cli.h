@@ -1,0 +1,28 @@
+/*
+ * cli.h - what every mq program does the same way: the program name in
+ * messages, "prog: object: reason" error lines, --version, and a checked
+ * flush of standard output before a successful exit.
+ */
+#ifndef MQ_CLI_H
+#define MQ_CLI_H
+
+#include <stdio.h>
+
+extern const char *cli_prog;
+
+/* "prog: obj: strerror(err)" on stderr; obj may be NULL. */
+void cli_warn(const char *obj, int err);
+/* "prog: obj: text" on stderr. */
+void cli_warnx(const char *obj, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Print usage to stderr and exit 64. */
+void cli_usage(const char *usage) __attribute__((noreturn));
+/* Print help (usage plus text) to stdout and exit 0. */
+void cli_help(const char *usage, const char *text) __attribute__((noreturn));
+void cli_version(void) __attribute__((noreturn));
+/* Flush stdout; on failure report it and return 74. */
+int cli_flush(int status);
+/* Parse a duration operand or exit 64 with a message naming it. */
+unsigned cli_duration(const char *opt, const char *arg);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * mq-init - create queues, or repair and reconfigure existing ones.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../lib/mq.h"
+#include "cli.h"
+
+const char *cli_prog = "mq-init";
+
+static const char usage[] =
+    "mq-init [-m MODE] [-g GROUP] [--lease DUR] [--max-attempts N]\n"
+    "               [--backoff DUR] QUEUE...";
+
+static const char help[] =
+    "Create each QUEUE, or repair a missing part of an existing one.\n\n"
+    "  -m, --mode MODE       directory mode, octal (default 0700; 2770 with -g)\n"
+    "  -g, --group GROUP     group owning the queue; new files inherit it\n"
+    "      --lease DUR       default lease of a claim (default 60s)\n"
+    "      --max-attempts N  deliveries before a message is dead (default 5)\n"
+    "      --backoff DUR     mq-watch base retry delay (default 1s)\n"
+    "  -h, --help            show this help\n"
+    "  -V, --version         show the version\n\n"
+    "DUR is seconds, or a number with s, m, h or d.  A bare QUEUE name\n"
+    "lives under $MQ_ROOT.  See mq-init(1).\n";
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "lease", required_argument, NULL, 'L' },
+		{ "max-attempts", required_argument, NULL, 'A' },
+		{ "backoff", required_argument, NULL, 'B' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct mq_init_opts o = { 0, (gid_t)-1, 0, 0, 0, 0 };
+	struct group *gr;
+	char *end;
+	unsigned long v;
+	int c, i, status = 0;
+
+	while ((c = getopt_long(argc, argv, "+m:g:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			errno = 0;
+			v = strtoul(optarg, &end, 8);
+			if (errno != 0 || *optarg == '\0' || *end != '\0' ||
+			    v > 07777 || (v & 0700) != 0700) {
+				cli_warnx(NULL, "-m: invalid mode (octal, owner "
+				    "needs rwx): %s", optarg);
+				return 64;
+			}
+			o.mode = (mode_t)v;
+			break;
+		case 'g':
+			if ((gr = getgrnam(optarg)) != NULL)
+				o.gid = gr->gr_gid;
+			else {
+				errno = 0;
+				v = strtoul(optarg, &end, 10);
+				if (errno != 0 || *optarg == '\0' || *end != '\0') {
+					cli_warnx(optarg, "no such group");
+					return 67;
+				}
+				o.gid = (gid_t)v;
+			}
+			break;
+		case 'L':
+			if ((o.lease_s = cli_duration("--lease", optarg)) == 0) {
+				cli_warnx(NULL, "--lease: must be at least 1s");
+				return 64;
+			}
+			break;
+		case 'A':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno != 0 || *optarg < '1' || *optarg > '9' ||
+			    *end != '\0' || v > 1000000) {
+				cli_warnx(NULL, "--max-attempts: invalid count: "
+				    "%s", optarg);
+				return 64;
+			}
+			o.max_attempts = (unsigned)v;
+			break;
+		case 'B':
+			o.backoff_s = cli_duration("--backoff", optarg);
+			o.set_backoff = 1;
+			break;
+		case 'h':
+			cli_help(usage, help);
+		case 'V':
+			cli_version();
+		default:
+			cli_usage(usage);
+		}
+	}
+	if (optind == argc)
+		cli_usage(usage);
+	for (i = optind; i < argc; i++) {
+		if (mq_init(argv[i], &o) == -1) {
+			int err = errno;
+			cli_warn(argv[i], err);
+			if (status == 0)
+				status = err == ENOENT ? 73 : mq_exit_status(err);
+		}
+	}
+	return status;
+}

@@ -1,0 +1,269 @@
+/*
+ * mq-recv - receive the oldest message: pop it, lease it, or hand it to a
+ * command.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/mq.h"
+#include "cli.h"
+
+const char *cli_prog = "mq-recv";
+
+static const char usage[] =
+    "mq-recv [-w | -t SECS] [-L DUR] [-o FILE] QUEUE [-- COMMAND [ARG...]]";
+
+static const char help[] =
+    "Receive the oldest ready message of QUEUE.\n\n"
+    "Without -L or COMMAND the body is written to standard output (or FILE)\n"
+    "and the message removed.  With -L it stays claimed for DUR until\n"
+    "mq-ack; the receipt is printed (on standard error when the body goes\n"
+    "to standard output).  With COMMAND, the body is COMMAND's standard\n"
+    "input; exit 0 acks, 100 dead-letters, anything else releases it.\n\n"
+    "  -w, --wait          wait for a message\n"
+    "  -t, --timeout SECS  wait at most SECS seconds\n"
+    "  -L, --lease DUR     claim for DUR instead of removing\n"
+    "  -o, --output FILE   write the body to FILE\n"
+    "  -h, --help          show this help\n"
+    "  -V, --version       show the version\n\n"
+    "Exit 1 when no message is ready (after waiting, with -w or -t).\n";
+
+static const char *queue;
+
+static void
+on_quarantine(const char *name, int err, void *arg)
+{
+	(void)arg;
+	cli_warnx(queue, "%s: %s: moved to quarantine", name, mq_strerror(err));
+}
+
+/* Claim a message, waiting as asked.  Returns 1, 0 (none), or -1. */
+static int
+claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
+    struct mq_msg *m)
+{
+	struct mq_waiter *w = NULL;
+	struct timespec start, now;
+	int rc, left = wait_ms;
+
+	if (wait_ms != 0 && (w = mq_waiter_new(q)) == NULL)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (w != NULL && mq_waiter_arm(w) == -1)
+			break;
+		if ((rc = mq_claim(q, lease, keep_lock, m)) != 0 || w == NULL)
+			break;
+		if (wait_ms > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left = wait_ms - (int)((now.tv_sec - start.tv_sec) * 1000 +
+			    (now.tv_nsec - start.tv_nsec) / 1000000);
+			if (left <= 0)
+				break;
+		}
+		if (mq_waiter_wait(w, left) == -1 && errno != EINTR) {
+			rc = -1;
+			break;
+		}
+	}
+	mq_waiter_free(w);
+	return rc;
+}
+
+static int
+write_body(struct mq_msg *m, const char *out)
+{
+	int fd = 1, rc, err;
+
+	if (out != NULL && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0666)) == -1) {
+		cli_warn(out, errno);
+		return -1;
+	}
+	rc = mq_msg_copy_body(m, fd);
+	err = errno;
+	if (fd != 1 && close(fd) == -1 && rc == 0) {
+		rc = -1;
+		err = errno;
+	}
+	if (rc == -1)
+		cli_warn(out != NULL ? out : "stdout", err);
+	errno = err;
+	return rc;
+}
+
+static int
+run(struct mq_queue *q, struct mq_msg *m, char **argv, unsigned lease)
+{
+	int pidfd, exec_err, wstatus, code, err;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = mq_handler_spawn(q, m, argv, &pidfd, &exec_err);
+	if (pid == -1) {
+		err = errno;
+		mq_msg_close(m);
+		mq_unclaim(q, m->receipt);
+		cli_warn(exec_err ? argv[0] : queue, err);
+		return exec_err == ENOENT ? 127 : exec_err ? 126 : mq_exit_status(err);
+	}
+	if (mq_handler_wait(q, m, pid, pidfd, lease, &wstatus) == -1) {
+		err = errno;
+		cli_warn(queue, err);
+		return mq_exit_status(err);
+	}
+	code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	if (code == 0) {
+		if (mq_msg_ack(q, m) == -1) {
+			err = errno;
+			cli_warn(m->receipt, err);
+			mq_msg_close(m);
+			return err == MQ_ESTALE ? 75 : mq_exit_status(err);
+		}
+		mq_msg_close(m);
+		return 0;
+	}
+	/* Give the lock up first, so the next consumer can take it at once. */
+	mq_msg_close(m);
+	if (code == 100) {
+		if (mq_fail(q, m->receipt) == -1)
+			cli_warn(m->receipt, errno);
+		cli_warnx(queue, "%s: handler failed permanently; moved to dead",
+		    m->id);
+		return 65;
+	}
+	if (mq_retry(q, m->receipt, 0, NULL) == -1)
+		cli_warn(m->receipt, errno);
+	if (code == -1)
+		cli_warnx(queue, "%s: handler killed by signal %d; released",
+		    m->id, WTERMSIG(wstatus));
+	else
+		cli_warnx(queue, "%s: handler exited %d; released", m->id, code);
+	return 75;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "wait", no_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "lease", required_argument, NULL, 'L' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct mq_queue *q;
+	struct mq_config cfg;
+	struct mq_msg m;
+	const char *out = NULL;
+	unsigned lease = 0, secs;
+	int c, rc, err, wait_ms = 0, have_wait = 0, leased;
+	char **cmd = NULL;
+
+	while ((c = getopt_long(argc, argv, "+wt:L:o:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'w':
+			if (have_wait)
+				cli_usage(usage);
+			have_wait = 1;
+			wait_ms = -1;
+			break;
+		case 't':
+			if (have_wait)
+				cli_usage(usage);
+			have_wait = 1;
+			secs = cli_duration("-t", optarg);
+			if (secs > 2000000) {
+				cli_warnx(NULL, "-t: too long: %s", optarg);
+				return 64;
+			}
+			wait_ms = (int)secs * 1000;
+			break;
+		case 'L':
+			if ((lease = cli_duration("-L", optarg)) == 0) {
+				cli_warnx(NULL, "-L: must be at least 1s");
+				return 64;
+			}
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			cli_help(usage, help);
+		case 'V':
+			cli_version();
+		default:
+			cli_usage(usage);
+		}
+	}
+	if (optind == argc)
+		cli_usage(usage);
+	queue = argv[optind++];
+	if (optind < argc) {
+		if (strcmp(argv[optind], "--") != 0 || optind + 1 == argc ||
+		    out != NULL)
+			cli_usage(usage);
+		cmd = argv + optind + 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if ((q = mq_open(queue)) == NULL) {
+		err = errno;
+		cli_warn(queue, err);
+		return mq_exit_status(err);
+	}
+	mq_set_quarantine_hook(q, on_quarantine, NULL);
+	leased = lease != 0 && cmd == NULL;
+	if (lease == 0) {
+		if (mq_config(q, &cfg) == -1) {
+			err = errno;
+			cli_warn(queue, err);
+			return mq_exit_status(err);
+		}
+		lease = cfg.lease_s;
+	}
+	rc = claim(q, wait_ms, lease, !leased, &m);
+	if (rc == -1) {
+		err = errno;
+		cli_warn(queue, err);
+		return mq_exit_status(err);
+	}
+	if (rc == 0)
+		return cli_flush(1);
+	if (cmd != NULL)
+		return cli_flush(run(q, &m, cmd, lease));
+	if (write_body(&m, out) == -1 || (out == NULL && fflush(stdout) == EOF)) {
+		err = errno;
+		if (out == NULL && err != 0)
+			cli_warn("stdout", err);
+		mq_msg_close(&m);
+		if (mq_unclaim(q, m.receipt) == -1)
+			cli_warn(m.receipt, errno);
+		return 74;
+	}
+	if (leased) {
+		mq_msg_close(&m);
+		if (out != NULL)
+			printf("%s\n", m.receipt);
+		else
+			fprintf(stderr, "%s\n", m.receipt);
+		return cli_flush(0);
+	}
+	if (mq_msg_ack(q, &m) == -1) {
+		err = errno;
+		cli_warn(m.receipt, err);
+		mq_msg_close(&m);
+		return mq_exit_status(err);
+	}
+	mq_msg_close(&m);
+	return cli_flush(0);
+}

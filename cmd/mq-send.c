@@ -1,0 +1,222 @@
+/*
+ * mq-send - enqueue messages: a whole input, each line, or each record.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/mq.h"
+#include "cli.h"
+
+const char *cli_prog = "mq-send";
+
+static const char usage[] = "mq-send [-q] [-l | -0] QUEUE [FILE...]";
+
+static const char help[] =
+    "Send each FILE (\"-\" is standard input; none: standard input) as one\n"
+    "message, and print each new message's id.\n\n"
+    "  -l, --lines    each line is a message (the newline is not part of it)\n"
+    "  -0, --null     each NUL-terminated record is a message\n"
+    "  -q, --quiet    do not print ids\n"
+    "  -h, --help     show this help\n"
+    "  -V, --version  show the version\n\n"
+    "A message is on disk (synced) before its id is printed.\n";
+
+/* Messages committed together with -l or -0: one directory sync and one
+ * wait for the disk for the whole group. */
+#define GROUP_MAX 256
+
+struct sender {
+	struct mq_queue *q;
+	const char *queue;
+	int quiet;
+	struct mq_draft *group[GROUP_MAX];
+	size_t n;
+};
+
+static int
+commit(struct sender *s)
+{
+	size_t done, i;
+	int err = 0;
+
+	if (s->n == 0)
+		return 0;
+	done = mq_commit(s->q, s->group, s->n);
+	if (done < s->n)
+		err = errno;
+	for (i = 0; i < s->n; i++) {
+		if (i < done && !s->quiet)
+			puts(mq_draft_id(s->group[i]));
+		mq_draft_free(s->group[i]);
+	}
+	s->n = 0;
+	if (err != 0) {
+		cli_warn(s->queue, err);
+		errno = err;
+		return -1;
+	}
+	if (!s->quiet && fflush(stdout) == EOF)
+		return -1;
+	return 0;
+}
+
+static int
+send_whole(struct sender *s, int fd, const char *name)
+{
+	struct mq_draft *d;
+	int err;
+
+	if ((d = mq_draft_new(s->q)) == NULL) {
+		err = errno;
+		cli_warn(s->queue, err);
+		return mq_exit_status(err);
+	}
+	if (mq_draft_copy(d, fd) == -1) {
+		err = errno;
+		mq_draft_free(d);
+		cli_warn(name, err);
+		return err == EISDIR ? 66 : mq_exit_status(err);
+	}
+	s->group[s->n++] = d;
+	return commit(s) == -1 ? mq_exit_status(errno) : 0;
+}
+
+/* True when a read of fd would block: commit what we have first, so a
+ * slow producer's lines are not held back. */
+static int
+input_idle(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+
+	return poll(&p, 1, 0) == 0;
+}
+
+static int
+send_records(struct sender *s, int fd, const char *name, char delim)
+{
+	char buf[64 * 1024];
+	struct mq_draft *d = NULL;
+	ssize_t r;
+	char *p, *end, *hit;
+	int err;
+
+	for (;;) {
+		if (s->n > 0 && input_idle(fd) && commit(s) == -1)
+			goto fail_errno;
+		r = read(fd, buf, sizeof(buf));
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			err = errno;
+			cli_warn(name, err);
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		for (p = buf, end = buf + r; p < end; p = hit + 1) {
+			if (d == NULL && (d = mq_draft_new(s->q)) == NULL)
+				goto fail_queue;
+			hit = memchr(p, delim, (size_t)(end - p));
+			if (mq_draft_write(d, p, (size_t)((hit ? hit : end) - p)) == -1)
+				goto fail_queue;
+			if (hit == NULL)
+				break;
+			s->group[s->n++] = d;
+			d = NULL;
+			if (s->n == GROUP_MAX && commit(s) == -1)
+				goto fail_errno;
+		}
+	}
+	if (d != NULL) {
+		s->group[s->n++] = d;
+		d = NULL;
+	}
+	return commit(s) == -1 ? mq_exit_status(errno) : 0;
+fail_queue:
+	err = errno;
+	cli_warn(s->queue, err);
+fail:
+	mq_draft_free(d);
+	while (s->n > 0)
+		mq_draft_free(s->group[--s->n]);
+	return mq_exit_status(err);
+fail_errno:
+	err = errno;
+	goto fail;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "lines", no_argument, NULL, 'l' },
+		{ "null", no_argument, NULL, '0' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static struct sender s;
+	char delim = 0;
+	int c, i, fd, rc, status = 0, records = 0;
+	const char *name;
+
+	while ((c = getopt_long(argc, argv, "+l0qhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+		case '0':
+			if (records && delim != (c == 'l' ? '\n' : '\0'))
+				cli_usage(usage);
+			records = 1;
+			delim = c == 'l' ? '\n' : '\0';
+			break;
+		case 'q':
+			s.quiet = 1;
+			break;
+		case 'h':
+			cli_help(usage, help);
+		case 'V':
+			cli_version();
+		default:
+			cli_usage(usage);
+		}
+	}
+	if (optind == argc)
+		cli_usage(usage);
+	s.queue = argv[optind++];
+	if ((s.q = mq_open(s.queue)) == NULL) {
+		int err = errno;
+		cli_warn(s.queue, err);
+		return mq_exit_status(err);
+	}
+	for (i = optind; i < argc || i == optind; i++) {
+		if (i == argc || strcmp(argv[i], "-") == 0) {
+			fd = 0;
+			name = "stdin";
+		} else {
+			name = argv[i];
+			fd = open(name, O_RDONLY | O_CLOEXEC);
+			if (fd == -1) {
+				cli_warn(name, errno);
+				if (status == 0)
+					status = errno == EACCES ? 77 : 66;
+				continue;
+			}
+		}
+		rc = records ? send_records(&s, fd, name, delim) :
+		    send_whole(&s, fd, name);
+		if (fd != 0)
+			close(fd);
+		if (rc != 0 && status == 0)
+			status = rc;
+		if (i == argc)
+			break;
+	}
+	mq_close(s.q);
+	return cli_flush(status);
+}

@@ -1,0 +1,449 @@
+/*
+ * claim.c - taking the oldest ready message, and leases that run out.
+ *
+ * A claim is a rename from new/BUCKET/ID.N to cur/ID.N+1.TOKEN.DEADLINE:
+ * of several consumers racing for one file exactly one rename succeeds.
+ * Before renaming, the claimer opens the file and takes an exclusive
+ * flock on it; a holder that stays alive keeps that lock, so when it dies
+ * (even by SIGKILL) the kernel drops the lock and the next consumer sees
+ * the message is free at once instead of waiting out the lease.  The lease
+ * end is part of the name, so extending a lease is itself an atomic rename
+ * that races cleanly with a consumer reclaiming it.
+ *
+ * Expired leases and due retries are returned to new/ lazily by whoever
+ * claims next (mq_reap); no daemon is needed.  To find the oldest message
+ * a claim lists new/ (one entry per 1024 ids) and then a single bucket,
+ * so its cost does not grow with the depth of the queue.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+/* A bucket holds at most 1024 ids; more entries than this are forged
+ * names and are ignored so that memory stays bounded. */
+#define BUCKET_ENTRIES_MAX 4096
+
+struct entry {
+	uint64_t seq;
+	unsigned n;
+};
+
+void
+mq_set_quarantine_hook(struct mq_queue *q,
+    void (*fn)(const char *, int, void *), void *arg)
+{
+	q->on_quarantine = fn;
+	q->on_quarantine_arg = arg;
+}
+
+static void
+quarantine(struct mq_queue *q, int dirfd, const char *name, int err)
+{
+	if (mq_quarantine(q, dirfd, name) == 0 && q->on_quarantine != NULL)
+		q->on_quarantine(name, err, q->on_quarantine_arg);
+}
+
+static DIR *
+open_dir(int dirfd, const char *name)
+{
+	DIR *d;
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return d;
+}
+
+/* A lease whose holder kept a lock is free once the lock can be taken. */
+static int
+holder_gone(int curfd, const char *name)
+{
+	struct stat st;
+	int fd, gone;
+
+	fd = openat(curfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? 0 : 1;
+	gone = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return gone;
+}
+
+static int
+reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
+{
+	struct dirent *de;
+	int64_t due;
+	uint64_t seq;
+	unsigned n;
+	int delayfd;
+	DIR *d;
+
+	if ((delayfd = mq_dir(q, MQ_DIR_DELAY)) == -1)
+		return -1;
+	if ((d = open_dir(delayfd, ".")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (mq_delay_name_parse(de->d_name, &due, &seq, &n) == -1)
+			continue;
+		if (due > now) {
+			if (due < *next_ns)
+				*next_ns = due;
+			continue;
+		}
+		if (mq_move_to_ready(q, delayfd, de->d_name, seq, n) != -1)
+			(*moved)++;
+		else if (errno != ENOENT && errno != EEXIST) {
+			int saved = errno;
+			closedir(d);
+			errno = saved;
+			return -1;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int
+mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
+{
+	struct mq_config cfg;
+	struct dirent *de;
+	int64_t now = mq_now_ns(), deadline, next = INT64_MAX;
+	uint64_t seq;
+	unsigned n;
+	char kind;
+	int curfd, locked = 0, moved = 0, rc;
+	DIR *d;
+
+	if (mq_config(q, &cfg) == -1 || (curfd = mq_dir(q, MQ_DIR_CUR)) == -1)
+		return -1;
+	if (reap_delayed(q, now, &next, &moved) == -1)
+		return -1;
+	if ((d = open_dir(curfd, ".")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (mq_lease_name_parse(de->d_name, &seq, &n, &kind,
+		    &deadline) == -1)
+			continue;
+		if (deadline > now &&
+		    (kind != 'k' || !holder_gone(curfd, de->d_name))) {
+			if (deadline < next)
+				next = deadline;
+			locked |= kind == 'k';
+			continue;
+		}
+		if (n >= cfg.max_attempts)
+			rc = mq_move_to_dead(q, curfd, de->d_name, seq, n,
+			    "attempts");
+		else
+			rc = mq_move_to_ready(q, curfd, de->d_name, seq, n);
+		if (rc != -1)
+			moved++;
+		else if (errno != ENOENT && errno != EEXIST) {
+			int saved = errno;
+			closedir(d);
+			errno = saved;
+			return -1;
+		}
+	}
+	closedir(d);
+	if (next_ns != NULL)
+		*next_ns = next;
+	if (have_locked != NULL)
+		*have_locked = locked;
+	return moved;
+}
+
+static int
+cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Read the valid names of one bucket, sorted oldest first. */
+static struct entry *
+list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
+{
+	struct entry *e = NULL, *grown;
+	struct dirent *de;
+	size_t len = 0, cap = 0;
+	uint64_t seq;
+	unsigned n;
+	DIR *d;
+
+	*count = 0;
+	if ((d = open_dir(newfd, bucket)) == NULL)
+		return NULL;
+	while ((de = readdir(d)) != NULL && len < BUCKET_ENTRIES_MAX) {
+		if (mq_ready_name_parse(de->d_name, &seq, &n) == -1 ||
+		    (seq >> MQ_BUCKET_BITS) != (base >> MQ_BUCKET_BITS))
+			continue;
+		if (len == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((grown = realloc(e, cap * sizeof(*e))) == NULL) {
+				free(e);
+				closedir(d);
+				errno = ENOMEM;
+				return NULL;
+			}
+			e = grown;
+		}
+		e[len].seq = seq;
+		e[len].n = n;
+		len++;
+	}
+	closedir(d);
+	if (len > 1)
+		qsort(e, len, sizeof(*e), cmp_entry);
+	*count = len;
+	if (e == NULL)
+		errno = 0;
+	return e;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return *x < *y ? -1 : *x > *y;
+}
+
+/* The bucket ids present in new/, sorted. */
+static uint64_t *
+list_buckets(int newfd, size_t *count)
+{
+	uint64_t *b = NULL, *grown, seq;
+	struct dirent *de;
+	size_t len = 0, cap = 0;
+	DIR *d;
+
+	*count = 0;
+	if ((d = open_dir(newfd, ".")) == NULL)
+		return NULL;
+	while ((de = readdir(d)) != NULL) {
+		if (mq_id_parse(de->d_name, &seq) == -1 ||
+		    (seq & (((uint64_t)1 << MQ_BUCKET_BITS) - 1)) != 0)
+			continue;
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((grown = realloc(b, cap * sizeof(*b))) == NULL) {
+				free(b);
+				closedir(d);
+				errno = ENOMEM;
+				return NULL;
+			}
+			b = grown;
+		}
+		b[len++] = seq;
+	}
+	closedir(d);
+	if (len > 1)
+		qsort(b, len, sizeof(*b), cmp_u64);
+	*count = len;
+	if (b == NULL)
+		errno = 0;
+	return b;
+}
+
+/* Try to claim one ready file.  Returns 1 claimed, 0 gone or not a
+ * message (try the next), -1 error. */
+static int
+try_claim(struct mq_queue *q, int bucketfd, const struct entry *e,
+    unsigned lease_s, int keep_lock, struct mq_msg *m)
+{
+	char name[MQ_NAME_MAX], token[16];
+	struct stat st;
+	int curfd = q->dirfd[MQ_DIR_CUR], fd, saved;
+
+	mq_id_format(e->seq, m->id);
+	snprintf(name, sizeof(name), "%s.%u", m->id, e->n);
+	fd = openat(bucketfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP || errno == ENXIO || errno == EWOULDBLOCK) {
+			quarantine(q, bucketfd, name, MQ_EBADMSG);
+			return 0;
+		}
+		return -1;
+	}
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		quarantine(q, bucketfd, name, MQ_EBADMSG);
+		return 0;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);
+		return errno == EWOULDBLOCK ? 0 : -1;
+	}
+	if (mq_token(token, sizeof(token), keep_lock) == -1)
+		goto fail;
+	m->attempt = e->n + 1;
+	m->deadline_ns = mq_now_ns() + (int64_t)lease_s * 1000000000;
+	snprintf(m->receipt, sizeof(m->receipt), "%s.%u.%s", m->id,
+	    m->attempt, token);
+	snprintf(m->lease_name, sizeof(m->lease_name), "%s.%019" PRId64,
+	    m->receipt, m->deadline_ns);
+	if (mq_rename_noreplace(bucketfd, name, curfd, m->lease_name) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return errno == ENOENT ? 0 : -1;
+	}
+	if (mq_header_parse(fd, m, st.st_size) == -1) {
+		saved = errno;
+		close(fd);
+		quarantine(q, curfd, m->lease_name, saved);
+		return 0;
+	}
+	m->fd = fd;
+	return 1;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* Claim from one bucket.  Returns 1 claimed, 0 nothing claimable, -1. */
+static int
+claim_in_bucket(struct mq_queue *q, uint64_t base, int removable,
+    unsigned lease_s, int keep_lock, struct mq_msg *m)
+{
+	char bucket[MQ_ID_SIZE];
+	struct entry *e;
+	size_t count, i;
+	int newfd = q->dirfd[MQ_DIR_NEW], bucketfd, rc = 0;
+
+	mq_bucket_name(base, bucket);
+	e = list_bucket(newfd, bucket, base, &count);
+	if (e == NULL && errno != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (count == 0) {
+		/* Keep the newest bucket: senders are filling it, and
+		 * recreating it would cost each of them a directory sync. */
+		if (removable)
+			unlinkat(newfd, bucket, AT_REMOVEDIR);
+		free(e);
+		return 0;
+	}
+	bucketfd = openat(newfd, bucket, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (bucketfd == -1) {
+		free(e);
+		return errno == ENOENT ? 0 : -1;
+	}
+	for (i = 0; i < count && rc == 0; i++)
+		rc = try_claim(q, bucketfd, &e[i], lease_s, keep_lock, m);
+	close(bucketfd);
+	free(e);
+	return rc;
+}
+
+int
+mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
+    struct mq_msg *m)
+{
+	struct mq_config cfg;
+	uint64_t *buckets;
+	size_t count, i;
+	int rc = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (mq_config(q, &cfg) == -1)
+		return -1;
+	if (lease_s == 0)
+		lease_s = cfg.lease_s;
+	if (mq_dir(q, MQ_DIR_NEW) == -1 || mq_dir(q, MQ_DIR_CUR) == -1)
+		return -1;
+	if (mq_reap(q, NULL, NULL) == -1)
+		return -1;
+	buckets = list_buckets(q->dirfd[MQ_DIR_NEW], &count);
+	if (buckets == NULL && errno != 0)
+		return -1;
+	for (i = 0; i < count && rc == 0; i++)
+		rc = claim_in_bucket(q, buckets[i], i + 1 < count, lease_s,
+		    keep_lock, m);
+	free(buckets);
+	return rc;
+}
+
+void
+mq_msg_close(struct mq_msg *m)
+{
+	if (m->fd != -1) {
+		close(m->fd);
+		m->fd = -1;
+	}
+}
+
+int
+mq_msg_copy_body(const struct mq_msg *m, int fd)
+{
+	char buf[128 * 1024];
+	off_t off = m->body_offset, left = m->body_size;
+	ssize_t r;
+
+	while (left > 0) {
+		size_t want = left < (off_t)sizeof(buf) ? (size_t)left :
+		    sizeof(buf);
+		r = pread(m->fd, buf, want, off);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = MQ_EBADMSG;
+			return -1;
+		}
+		if (mq_write_all(fd, buf, (size_t)r) == -1)
+			return -1;
+		off += r;
+		left -= r;
+	}
+	return 0;
+}
+
+int
+mq_msg_body_fd(struct mq_queue *q, const struct mq_msg *m)
+{
+	int fd;
+
+	fd = openat(q->dirfd[MQ_DIR_CUR], m->lease_name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	if (lseek(fd, m->body_offset, SEEK_SET) == -1) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}

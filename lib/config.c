@@ -1,0 +1,203 @@
+/*
+ * config.c - a queue's settings and the duration syntax.
+ *
+ * QUEUE/config is plain text an admin can edit: one "key = value" per
+ * line, '#' starts a comment.  It is read only by calls that need a
+ * setting, so a send pays nothing for it.  An unknown key or a bad value
+ * is an error rather than a silent default: a typo in "max-attempts" must
+ * not quietly turn dead-lettering off.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+#define CONFIG_MAX 65536
+
+int
+mq_parse_duration(const char *s, unsigned *seconds)
+{
+	unsigned long long v = 0, mult = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9') {
+		errno = EINVAL;
+		return -1;
+	}
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned long long)(*p - '0');
+		if (v > UINT_MAX) {
+			errno = ERANGE;
+			return -1;
+		}
+	}
+	switch (*p) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+	if (*p != '\0' && p[1] != '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	if (v * mult > UINT_MAX) {
+		errno = ERANGE;
+		return -1;
+	}
+	*seconds = (unsigned)(v * mult);
+	return 0;
+}
+
+static int
+parse_count(const char *s, unsigned *v)
+{
+	char *end;
+	unsigned long n;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || n == 0 || n > 1000000)
+		return -1;
+	*v = (unsigned)n;
+	return 0;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int
+parse_line(char *line, struct mq_config *c)
+{
+	char *key, *val, *eq;
+
+	if ((eq = strchr(line, '#')) != NULL)
+		*eq = '\0';
+	key = trim(line);
+	if (*key == '\0')
+		return 0;
+	if ((eq = strchr(key, '=')) == NULL)
+		return -1;
+	*eq = '\0';
+	key = trim(key);
+	val = trim(eq + 1);
+	if (strcmp(key, "lease") == 0)
+		return mq_parse_duration(val, &c->lease_s) == 0 &&
+		    c->lease_s > 0 ? 0 : -1;
+	if (strcmp(key, "backoff") == 0)
+		return mq_parse_duration(val, &c->backoff_s);
+	if (strcmp(key, "max-attempts") == 0)
+		return parse_count(val, &c->max_attempts);
+	return -1;
+}
+
+int
+mq_config(struct mq_queue *q, struct mq_config *out)
+{
+	char buf[CONFIG_MAX + 1], *line, *next;
+	ssize_t n;
+	int fd;
+
+	if (q->have_config) {
+		*out = q->config;
+		return 0;
+	}
+	q->config.lease_s = MQ_DEFAULT_LEASE_S;
+	q->config.max_attempts = MQ_DEFAULT_MAX_ATTEMPTS;
+	q->config.backoff_s = MQ_DEFAULT_BACKOFF_S;
+	fd = openat(q->fd, "config", O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd == -1) {
+		if (errno != ENOENT)
+			return -1;
+	} else {
+		n = mq_read_full(fd, buf, CONFIG_MAX);
+		close(fd);
+		if (n == -1)
+			return -1;
+		buf[n] = '\0';
+		if (memchr(buf, '\0', (size_t)n) != NULL) {
+			errno = MQ_EBADCONF;
+			return -1;
+		}
+		for (line = buf; line != NULL; line = next) {
+			if ((next = strchr(line, '\n')) != NULL)
+				*next++ = '\0';
+			if (parse_line(line, &q->config) == -1) {
+				errno = MQ_EBADCONF;
+				return -1;
+			}
+		}
+	}
+	q->have_config = 1;
+	*out = q->config;
+	return 0;
+}
+
+int
+mq_config_write(struct mq_queue *q, const struct mq_config *c)
+{
+	char buf[1024];
+	int fd, n, saved;
+
+	n = snprintf(buf, sizeof(buf),
+	    "# mq queue settings: see mq-queue(5).  Durations take s, m, h, d.\n"
+	    "# How long a claim lasts before the message is offered again.\n"
+	    "lease = %us\n"
+	    "# Deliveries without an ack before a message goes to dead/.\n"
+	    "max-attempts = %u\n"
+	    "# mq-watch retry delay: backoff * 2^(attempt-1), at most 1h.\n"
+	    "backoff = %us\n", c->lease_s, c->max_attempts, c->backoff_s);
+	fd = openat(q->fd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC |
+	    O_NOFOLLOW | O_CLOEXEC, q->file_mode);
+	if (fd == -1)
+		return -1;
+	if (fchmod(fd, q->file_mode) == -1 ||
+	    mq_write_all(fd, buf, (size_t)n) == -1 || fsync(fd) == -1)
+		goto fail;
+	close(fd);
+	if (renameat(q->fd, "config.tmp", q->fd, "config") == -1) {
+		saved = errno;
+		unlinkat(q->fd, "config.tmp", 0);
+		errno = saved;
+		return -1;
+	}
+	q->config = *c;
+	q->have_config = 1;
+	return fsync(q->fd);
+fail:
+	saved = errno;
+	close(fd);
+	unlinkat(q->fd, "config.tmp", 0);
+	errno = saved;
+	return -1;
+}

@@ -1,0 +1,123 @@
+/*
+ * exec.c - running a handler for a claimed message.
+ *
+ * The handler gets the body on its standard input through a descriptor of
+ * its own (so it does not share, and cannot drop, the claim's lock) and
+ * the message's identity in MQ_QUEUE, MQ_ID, MQ_RECEIPT and MQ_ATTEMPT.
+ * A pipe closed on exec tells the parent whether exec itself failed, so a
+ * missing program is reported as such rather than counted as the
+ * message's failure.  While the handler runs its lease is renewed, so a
+ * slow handler never loses its message to another consumer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+static int
+pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+pid_t
+mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
+    char *const argv[], int *pidfd, int *exec_err)
+{
+	char attempt[16];
+	int body, p[2], err = 0, saved;
+	ssize_t r;
+	pid_t pid;
+
+	*exec_err = 0;
+	if ((body = mq_msg_body_fd(q, m)) == -1)
+		return -1;
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		saved = errno;
+		close(body);
+		errno = saved;
+		return -1;
+	}
+	snprintf(attempt, sizeof(attempt), "%u", m->attempt);
+	if ((pid = fork()) == -1) {
+		saved = errno;
+		close(body);
+		close(p[0]);
+		close(p[1]);
+		errno = saved;
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		if (dup2(body, 0) == -1 ||
+		    setenv("MQ_QUEUE", q->path, 1) == -1 ||
+		    setenv("MQ_ID", m->id, 1) == -1 ||
+		    setenv("MQ_RECEIPT", m->receipt, 1) == -1 ||
+		    setenv("MQ_ATTEMPT", attempt, 1) == -1)
+			err = errno;
+		else {
+			signal(SIGPIPE, SIG_DFL);
+			execvp(argv[0], argv);
+			err = errno;
+		}
+		r = write(p[1], &err, sizeof(err));
+		(void)r;
+		_exit(127);
+	}
+	close(body);
+	close(p[1]);
+	do
+		r = read(p[0], &err, sizeof(err));
+	while (r == -1 && errno == EINTR);
+	close(p[0]);
+	if (r == (ssize_t)sizeof(err)) {
+		*exec_err = err;
+		waitpid(pid, NULL, 0);
+		errno = err;
+		return -1;
+	}
+	if ((*pidfd = pidfd_open_(pid)) == -1) {
+		saved = errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		errno = saved;
+		return -1;
+	}
+	return pid;
+}
+
+int
+mq_handler_wait(struct mq_queue *q, struct mq_msg *m, pid_t pid, int pidfd,
+    unsigned lease_s, int *wstatus)
+{
+	struct pollfd p = { pidfd, POLLIN, 0 };
+	int ms, rc;
+
+	for (;;) {
+		/* Renew at a third of the lease, leaving two thirds of
+		 * margin for a busy machine. */
+		ms = (int)(lease_s * 1000 / 3);
+		if (ms < 100)
+			ms = 100;
+		rc = poll(&p, 1, ms);
+		if (rc == -1 && errno != EINTR)
+			return -1;
+		if (rc > 0)
+			break;
+		if (rc == 0)
+			mq_msg_extend(q, m, lease_s);
+	}
+	while (waitpid(pid, wstatus, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	close(pidfd);
+	return 0;
+}

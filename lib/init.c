@@ -1,0 +1,124 @@
+/*
+ * init.c - creating a queue, and repairing one that lost a part.
+ *
+ * mq_init is idempotent: it creates whatever is missing (the directory,
+ * a state folder, the config, the sequence counter) and leaves the rest,
+ * so re-running it is how an admin repairs a queue.  Modes are applied
+ * explicitly, not through the umask, so that every process working on a
+ * shared queue creates files its peers can use; a group given with -g
+ * gets the setgid bit so new files inherit it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+/* mkdir -p for the parents of path. */
+static int
+make_parents(char *path)
+{
+	char *p;
+
+	for (p = path + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(path, 0755) == -1 && errno != EEXIST) {
+			*p = '/';
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+static int
+apply_mode(int dirfd, const char *name, const struct mq_init_opts *o)
+{
+	if (o->gid != (gid_t)-1 &&
+	    fchownat(dirfd, name, (uid_t)-1, o->gid, AT_SYMLINK_NOFOLLOW) == -1)
+		return -1;
+	return fchmodat(dirfd, name, o->mode, 0);
+}
+
+int
+mq_init(const char *operand, const struct mq_init_opts *o)
+{
+	struct mq_queue *q;
+	struct mq_config cfg;
+	struct stat st;
+	char path[PATH_MAX];
+	int i, created = 0, explicit_mode, saved;
+
+	if (mq_resolve(operand, path, sizeof(path)) == -1)
+		return -1;
+	if (make_parents(path) == -1)
+		return -1;
+	if (mkdir(path, 0700) == 0)
+		created = 1;
+	else if (errno != EEXIST)
+		return -1;
+	if (lstat(path, &st) == -1)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	explicit_mode = created || o->gid != (gid_t)-1 || o->mode != 0;
+	if ((q = mq_open(operand)) == NULL)
+		return -1;
+	if (explicit_mode) {
+		struct mq_init_opts eff = *o;
+		if (eff.mode == 0)
+			eff.mode = o->gid != (gid_t)-1 ? 02770 : 0700;
+		if (apply_mode(AT_FDCWD, path, &eff) == -1)
+			goto fail;
+		q->dir_mode = eff.mode;
+		q->file_mode = eff.mode & 0666;
+		for (i = 0; i < MQ_NDIRS; i++)
+			if (mq_mkdirat(q, q->fd, mq_dir_names[i]) == -1 ||
+			    apply_mode(q->fd, mq_dir_names[i], &eff) == -1)
+				goto fail;
+	} else
+		for (i = 0; i < MQ_NDIRS; i++)
+			if (mq_mkdirat(q, q->fd, mq_dir_names[i]) == -1)
+				goto fail;
+	if (mq_config(q, &cfg) == -1)
+		goto fail;
+	if (o->lease_s != 0)
+		cfg.lease_s = o->lease_s;
+	if (o->max_attempts != 0)
+		cfg.max_attempts = o->max_attempts;
+	if (o->set_backoff)
+		cfg.backoff_s = o->backoff_s;
+	if ((faccessat(q->fd, "config", F_OK, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    o->lease_s != 0 || o->max_attempts != 0 || o->set_backoff) &&
+	    mq_config_write(q, &cfg) == -1)
+		goto fail;
+	if (faccessat(q->fd, "seq", F_OK, AT_SYMLINK_NOFOLLOW) == -1 &&
+	    mq_seq_create(q) == -1)
+		goto fail;
+	if (explicit_mode) {
+		if (o->gid != (gid_t)-1 &&
+		    (fchownat(q->fd, "config", (uid_t)-1, o->gid,
+		    AT_SYMLINK_NOFOLLOW) == -1 ||
+		    fchownat(q->fd, "seq", (uid_t)-1, o->gid,
+		    AT_SYMLINK_NOFOLLOW) == -1))
+			goto fail;
+		if (fchmodat(q->fd, "seq", q->file_mode, 0) == -1 ||
+		    fchmodat(q->fd, "config", q->file_mode, 0) == -1)
+			goto fail;
+	}
+	mq_tmp_clean(q, MQ_STALE_TMP_S);
+	if (fsync(q->fd) == -1)
+		goto fail;
+	mq_close(q);
+	return 0;
+fail:
+	saved = errno;
+	mq_close(q);
+	errno = saved;
+	return -1;
+}

@@ -1,0 +1,101 @@
+/*
+ * io.c - system call wrappers that survive what the kernel may do.
+ *
+ * Short writes and EINTR are retried here so that no caller has to; a
+ * failed fsync is reported, never retried, because after an EIO the page
+ * cache may already have dropped the data it claims to have synced.
+ * Renames never replace: a message must not silently overwrite another.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+int
+mq_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Read up to n bytes, stopping early only at end of file. */
+ssize_t
+mq_read_full(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = read(fd, p + got, n - got);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int
+mq_fsync_dirat(int dirfd, const char *name)
+{
+	int fd, rc, saved;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* Create a directory with the queue's mode whatever the umask; an
+ * existing one is fine. */
+int
+mq_mkdirat(struct mq_queue *q, int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, q->dir_mode & 0777) == -1)
+		return errno == EEXIST ? 0 : -1;
+	return fchmodat(dirfd, name, q->dir_mode, 0);
+}
+
+/* renameat2(RENAME_NOREPLACE), or link and unlink where the filesystem
+ * lacks it (NFS, some FUSE).  Both refuse to overwrite. */
+int
+mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
+{
+	if (renameat2(ofd, from, nfd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (linkat(ofd, from, nfd, to, 0) == -1)
+		return -1;
+	if (unlinkat(ofd, from, 0) == -1 && errno != ENOENT) {
+		int saved = errno;
+		unlinkat(nfd, to, 0);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}

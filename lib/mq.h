@@ -1,0 +1,183 @@
+/*
+ * mq.h - libmq, durable spool message queues on plain files.
+ *
+ * A queue is a directory; a message is a file; sending is write, fsync and
+ * an atomic rename; claiming is a rename.  This header is the whole public
+ * interface.  Every function that can fail returns -1 (or NULL) with errno
+ * set and never prints or exits; mq_strerror() turns the errno values that
+ * libmq gives a queue-specific meaning into text.  Functions answering a
+ * yes/no question return 1 for yes, 0 for no, -1 on error.
+ */
+#ifndef MQ_H
+#define MQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MQ_VERSION "0.1.0"
+
+/* Sizes of the text buffers the API fills, terminating NUL included. */
+#define MQ_ID_SIZE 17       /* 16 hex digits */
+#define MQ_RECEIPT_SIZE 48  /* ID.ATTEMPT.TOKEN */
+#define MQ_LEASE_NAME_SIZE 72 /* RECEIPT.DEADLINE */
+
+/* Defaults for a queue whose config does not say otherwise. */
+#define MQ_DEFAULT_LEASE_S 60
+#define MQ_DEFAULT_MAX_ATTEMPTS 5
+#define MQ_DEFAULT_BACKOFF_S 1
+#define MQ_STALE_TMP_S (36 * 3600)
+
+/* errno values with a queue-specific meaning (see mq_strerror). */
+#define MQ_ESTALE ESTALE     /* receipt no longer holds its message */
+#define MQ_EBADRECEIPT EBADR /* text is not a receipt */
+#define MQ_ENOTQUEUE ENOTDIR /* directory is not a queue */
+#define MQ_EBADMSG EBADMSG   /* message file is damaged */
+#define MQ_EBADCONF ENOEXEC  /* config file is malformed */
+#define MQ_EFORMAT EPROTO    /* message format version unknown */
+
+struct mq_queue;
+struct mq_draft;
+struct mq_waiter;
+
+struct mq_config {
+	unsigned lease_s;
+	unsigned max_attempts;
+	unsigned backoff_s;
+};
+
+/* A claimed message.  fd is open on the message file and holds its lock. */
+struct mq_msg {
+	char id[MQ_ID_SIZE];
+	char receipt[MQ_RECEIPT_SIZE];
+	unsigned attempt;      /* 1 on first delivery */
+	int fd;
+	off_t body_offset;
+	off_t body_size;
+	int64_t sent_ns;       /* enqueue time, ns since the epoch */
+	int64_t deadline_ns;   /* lease end */
+	char lease_name[MQ_LEASE_NAME_SIZE]; /* its name in cur/ */
+};
+
+struct mq_init_opts {
+	mode_t mode;           /* directory mode, files get mode & 0666 */
+	gid_t gid;             /* (gid_t)-1: leave as created */
+	unsigned lease_s;      /* 0: keep/default */
+	unsigned max_attempts; /* 0: keep/default */
+	unsigned backoff_s;    /* 0: keep/default; see set_backoff */
+	int set_backoff;
+};
+
+/* Resolve a queue operand: containing '/', a path; else a name under
+ * mq_root().  Writes at most size bytes; -1 ENAMETOOLONG or EINVAL. */
+int mq_resolve(const char *operand, char *path, size_t size);
+
+/* The directory bare queue names live in: $MQ_ROOT, else /var/spool/mq for
+ * root, else $XDG_DATA_HOME/mq or ~/.local/share/mq. */
+const char *mq_root(char *buf, size_t size);
+
+/* Create QUEUE or repair a missing part of it; harmless when complete. */
+int mq_init(const char *operand, const struct mq_init_opts *opts);
+
+/* Open an existing queue.  Returns NULL with errno (MQ_ENOTQUEUE when the
+ * directory lacks the queue's folders). */
+struct mq_queue *mq_open(const char *operand);
+void mq_close(struct mq_queue *q);
+const char *mq_path(const struct mq_queue *q);
+/* The queue's settings, parsed from its config file on first use. */
+int mq_config(struct mq_queue *q, struct mq_config *out);
+
+/* Sending.  A draft is a message being written in tmp/; it becomes
+ * visible only through mq_commit. */
+struct mq_draft *mq_draft_new(struct mq_queue *q);
+int mq_draft_write(struct mq_draft *d, const void *buf, size_t n);
+/* Copy fd to EOF into the draft; bounded memory. */
+int mq_draft_copy(struct mq_draft *d, int fd);
+const char *mq_draft_id(const struct mq_draft *d);
+/* Make drafts durable and visible as one group: data synced, renamed into
+ * new/, directories synced.  Returns how many drafts, from the first, were
+ * committed; fewer than n means errno says why the rest were not (they are
+ * removed).  A committed message survives a crash. */
+size_t mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n);
+/* Remove an uncommitted draft's file and free it; safe on committed ones. */
+void mq_draft_free(struct mq_draft *d);
+
+/* Receiving.  Claim the oldest ready message, first returning expired
+ * leases and due retries to the ready set.  lease_s 0 means the queue's
+ * lease.  keep_lock: the caller stays alive while it holds the message,
+ * so its death gives the message back at once.  Returns 1 with *m filled,
+ * 0 when nothing is ready, -1 on error. */
+int mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
+    struct mq_msg *m);
+/* Called for each file a claim moves to quarantine/ (not a message, or a
+ * damaged one), with the name it had and why; fn NULL to stop. */
+void mq_set_quarantine_hook(struct mq_queue *q,
+    void (*fn)(const char *name, int err, void *arg), void *arg);
+/* Close a claimed message's fd (does not ack). */
+void mq_msg_close(struct mq_msg *m);
+/* Copy the body to fd.  Returns 0, or -1 with errno (EBADMSG when the
+ * file is shorter than its header says). */
+int mq_msg_copy_body(const struct mq_msg *m, int fd);
+/* A fresh, unlocked descriptor positioned at the body, for a handler. */
+int mq_msg_body_fd(struct mq_queue *q, const struct mq_msg *m);
+
+/* Settling a claim.  All refuse a receipt that no longer holds its
+ * message with MQ_ESTALE, and text that is not a receipt with
+ * MQ_EBADRECEIPT. */
+int mq_ack(struct mq_queue *q, const char *receipt);
+/* Give the message back, ready again after delay_s (0: at once).  A
+ * message that has used up its attempts goes to dead/ instead; *dead is
+ * set to 1 then (dead may be NULL). */
+int mq_retry(struct mq_queue *q, const char *receipt, unsigned delay_s,
+    int *dead);
+/* Give back without counting the delivery (the body never left us). */
+int mq_unclaim(struct mq_queue *q, const char *receipt);
+/* Move straight to dead/. */
+int mq_fail(struct mq_queue *q, const char *receipt);
+/* Move the lease end to now + lease_s. */
+int mq_extend(struct mq_queue *q, const char *receipt, unsigned lease_s);
+/* The same for a message this process claimed, without a lookup; m's
+ * lease name and deadline follow. */
+int mq_msg_extend(struct mq_queue *q, struct mq_msg *m, unsigned lease_s);
+/* Ack a message this process claimed, without a lookup. */
+int mq_msg_ack(struct mq_queue *q, struct mq_msg *m);
+/* 1 if text is a well-formed receipt, else 0. */
+int mq_receipt_valid(const char *receipt);
+
+/* Waiting, without missing a send: arm the waiter, try to claim, and
+ * only if nothing was ready, wait.  mq_waiter_arm discards old events and
+ * watches every bucket, so a send after it always wakes the wait.
+ * mq_waiter_timeout returns expired leases and due retries to the ready
+ * set and sets *ms to how long a wait may sleep (0: something became ready,
+ * or limit_ms passed; -1 forever) before a lease or delay runs out or, where
+ * changes cannot be watched (NFS, a dead lock holder), a poll is due.
+ * mq_waiter_wait sleeps that long or until an event; it returns 0, or -1
+ * with EINTR when a signal arrived. */
+struct mq_waiter *mq_waiter_new(struct mq_queue *q);
+int mq_waiter_arm(struct mq_waiter *w);
+int mq_waiter_timeout(struct mq_waiter *w, int limit_ms, int *ms);
+int mq_waiter_wait(struct mq_waiter *w, int limit_ms);
+int mq_waiter_fd(const struct mq_waiter *w);	/* -1 when polling */
+void mq_waiter_free(struct mq_waiter *w);
+
+/* Handlers.  Start argv with the body of m on its standard input and
+ * MQ_QUEUE, MQ_ID, MQ_RECEIPT, MQ_ATTEMPT in its environment.  Returns
+ * the pid and a pidfd; -1 with *exec_err set when exec failed (the
+ * message is untouched), or with errno on other errors. */
+pid_t mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
+    char *const argv[], int *pidfd, int *exec_err);
+/* Wait for the handler, renewing the lease of m while it runs; closes
+ * pidfd.  Returns 0 with the wait status, or -1. */
+int mq_handler_wait(struct mq_queue *q, struct mq_msg *m, pid_t pid,
+    int pidfd, unsigned lease_s, int *wstatus);
+
+/* Durations: seconds, or a number with suffix s, m, h or d.  Returns 0 or
+ * -1 EINVAL/ERANGE. */
+int mq_parse_duration(const char *s, unsigned *seconds);
+
+/* Text for err, covering the errno values above. */
+const char *mq_strerror(int err);
+/* Map errno to a sysexits-style exit status. */
+int mq_exit_status(int err);
+
+#endif

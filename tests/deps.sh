@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install what building and testing mq needs, on Debian or Ubuntu: as root
+# through apt-get, otherwise print the command to run.
+set -u
+pkgs="pkg-config libsodium-dev zlib1g-dev bats bats-assert bats-support mandoc"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing="$missing $p"
+done
+command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+command -v make >/dev/null 2>&1 || missing="$missing make"
+[ -z "$missing" ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "deps: missing:$missing (install them with your package manager)" >&2
+	exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing:$missing; run as root:" >&2
+	echo "  apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+apt-get install -y -q $missing >/dev/null ||
+	{ apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
