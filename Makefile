@@ -28,7 +28,7 @@ else
 BUILD ?= build
 endif
 
-PROGS = mq-init mq-send mq-recv mq-ack
+PROGS = mq-init mq-send mq-recv mq-ack mq-watch
 LIBSRC = $(wildcard lib/*.c)
 LIBOBJ = $(LIBSRC:lib/%.c=$(BUILD)/lib/%.o)
 CLIOBJ = $(BUILD)/cmd/cli.o

@@ -121,33 +121,27 @@ run(struct mq_queue *q, struct mq_msg *m, char **argv, unsigned lease)
 		return mq_exit_status(err);
 	}
 	code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-	if (code == 0) {
-		if (mq_msg_ack(q, m) == -1) {
-			err = errno;
-			cli_warn(m->receipt, err);
-			mq_msg_close(m);
-			return err == MQ_ESTALE ? 75 : mq_exit_status(err);
-		}
-		mq_msg_close(m);
+	switch (mq_handler_settle(q, m, wstatus, 0)) {
+	case MQ_DONE:
 		return 0;
+	case MQ_DEAD:
+		cli_warnx(queue, "%s: handler %s; moved to dead", m->id,
+		    code == MQ_EXIT_PERMANENT ? "failed permanently" :
+		    "failed its last attempt");
+		return code == MQ_EXIT_PERMANENT ? 65 : 75;
+	case MQ_RETRIED:
+		if (code == -1)
+			cli_warnx(queue, "%s: handler killed by signal %d; "
+			    "released", m->id, WTERMSIG(wstatus));
+		else
+			cli_warnx(queue, "%s: handler exited %d; released",
+			    m->id, code);
+		return 75;
+	default:
+		err = errno;
+		cli_warn(m->receipt, err);
+		return err == MQ_ESTALE ? 75 : mq_exit_status(err);
 	}
-	/* Give the lock up first, so the next consumer can take it at once. */
-	mq_msg_close(m);
-	if (code == 100) {
-		if (mq_fail(q, m->receipt) == -1)
-			cli_warn(m->receipt, errno);
-		cli_warnx(queue, "%s: handler failed permanently; moved to dead",
-		    m->id);
-		return 65;
-	}
-	if (mq_retry(q, m->receipt, 0, NULL) == -1)
-		cli_warn(m->receipt, errno);
-	if (code == -1)
-		cli_warnx(queue, "%s: handler killed by signal %d; released",
-		    m->id, WTERMSIG(wstatus));
-	else
-		cli_warnx(queue, "%s: handler exited %d; released", m->id, code);
-	return 75;
 }
 
 int

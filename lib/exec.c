@@ -64,6 +64,9 @@ mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
 		    setenv("MQ_ATTEMPT", attempt, 1) == -1)
 			err = errno;
 		else {
+			sigset_t none;
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
 			signal(SIGPIPE, SIG_DFL);
 			execvp(argv[0], argv);
 			err = errno;
@@ -120,4 +123,34 @@ mq_handler_wait(struct mq_queue *q, struct mq_msg *m, pid_t pid, int pidfd,
 			return -1;
 	close(pidfd);
 	return 0;
+}
+
+int
+mq_handler_settle(struct mq_queue *q, struct mq_msg *m, int wstatus,
+    unsigned retry_delay_s)
+{
+	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	int dead = 0;
+
+	if (code == 0) {
+		int rc = mq_msg_ack(q, m);
+		mq_msg_close(m);
+		return rc == -1 ? -1 : MQ_DONE;
+	}
+	mq_msg_close(m);
+	if (code == MQ_EXIT_PERMANENT)
+		return mq_fail(q, m->receipt) == -1 ? -1 : MQ_DEAD;
+	if (mq_retry(q, m->receipt, retry_delay_s, &dead) == -1)
+		return -1;
+	return dead ? MQ_DEAD : MQ_RETRIED;
+}
+
+unsigned
+mq_backoff(const struct mq_config *c, unsigned attempt)
+{
+	unsigned long long d = c->backoff_s;
+
+	if (attempt > 1)
+		d <<= attempt - 1 > 12 ? 12 : attempt - 1;
+	return d > 3600 ? 3600 : (unsigned)d;
 }

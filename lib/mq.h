@@ -171,6 +171,20 @@ pid_t mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
 int mq_handler_wait(struct mq_queue *q, struct mq_msg *m, pid_t pid,
     int pidfd, unsigned lease_s, int *wstatus);
 
+/* How a handler's exit settles its message: 0 acks (MQ_DONE), 100 sends
+ * it to dead/ (MQ_DEAD), anything else, a signal included, releases it
+ * for redelivery after retry_delay_s (MQ_RETRIED; MQ_DEAD when that used
+ * up its attempts).  Closes m's descriptor first so the next consumer can
+ * take the message at once.  Returns the outcome or -1 (MQ_ESTALE: the
+ * lease was lost, the message is another consumer's now). */
+enum mq_outcome { MQ_DONE, MQ_RETRIED, MQ_DEAD };
+#define MQ_EXIT_PERMANENT 100
+int mq_handler_settle(struct mq_queue *q, struct mq_msg *m, int wstatus,
+    unsigned retry_delay_s);
+/* Retry delay for a message that failed its attempt-th delivery:
+ * backoff_s * 2^(attempt-1), at most an hour. */
+unsigned mq_backoff(const struct mq_config *c, unsigned attempt);
+
 /* Durations: seconds, or a number with suffix s, m, h or d.  Returns 0 or
  * -1 EINVAL/ERANGE. */
 int mq_parse_duration(const char *s, unsigned *seconds);

@@ -1,0 +1,465 @@
+/*
+ * mq-watch - consume a queue for as long as it runs: a handler per
+ * message, up to N at once, or a stream of bodies on standard output.
+ *
+ * One poll loop waits on the queue's inotify descriptor, a signalfd and a
+ * pidfd per running handler, with a timeout that is the earliest of: the
+ * queue's next lease or delay end, a lease renewal due, a handler's
+ * --timeout.  Nothing is ever polled in a loop.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/mq.h"
+#include "cli.h"
+
+const char *cli_prog = "mq-watch";
+
+static const char usage[] =
+    "mq-watch [-j N] [--drain] [--timeout DUR] [-0] QUEUE [-- COMMAND [ARG...]]";
+
+static const char help[] =
+    "Receive every message of QUEUE as it arrives.  With COMMAND, run it\n"
+    "once per message with the body on standard input: exit 0 acks, 100\n"
+    "dead-letters, anything else retries after a growing backoff.\n"
+    "Without COMMAND, write each body to standard output followed by a\n"
+    "newline (-0: a NUL) and ack it.\n\n"
+    "  -j, --jobs N        run up to N handlers at once (default 1)\n"
+    "  -d, --drain         exit once no message is ready\n"
+    "  -T, --timeout DUR   kill a handler running longer (TERM, then KILL)\n"
+    "  -0, --null          end each streamed body with NUL\n"
+    "  -h, --help          show this help\n"
+    "  -V, --version       show the version\n\n"
+    "SIGTERM or SIGINT: stop claiming, let handlers finish, exit 0.\n"
+    "A second one kills the handlers and releases their messages.\n";
+
+#define KILL_GRACE_NS (5 * 1000000000LL)
+
+struct slot {
+	struct mq_msg m;
+	pid_t pid;
+	int pidfd;
+	int64_t started;
+	int64_t renew_at;
+	int64_t term_at;
+	int64_t kill_at;
+};
+
+static const char *queue;
+static int journal;
+static unsigned lease;
+static unsigned timeout_s;
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* One line per event; under systemd a priority prefix instead of a time. */
+static void
+logline(int prio, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+logline(int prio, const char *fmt, ...)
+{
+	char stamp[32];
+	struct tm tm;
+	time_t t;
+	va_list ap;
+
+	if (journal)
+		fprintf(stderr, "<%d>%s: ", prio, queue);
+	else {
+		t = time(NULL);
+		gmtime_r(&t, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(stderr, "%s %s: %s: ", stamp, cli_prog, queue);
+	}
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. */
+static void
+notify(const char *state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = getenv("NOTIFY_SOCKET");
+	size_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    (len = strlen(path)) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sa,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
+}
+
+static void
+on_quarantine(const char *name, int err, void *arg)
+{
+	(void)arg;
+	logline(3, "%s: %s: moved to quarantine", name, mq_strerror(err));
+}
+
+static int
+start(struct mq_queue *q, struct slot *s, char **cmd)
+{
+	int exec_err;
+	int64_t t = now_ns();
+
+	s->pid = mq_handler_spawn(q, &s->m, cmd, &s->pidfd, &exec_err);
+	if (s->pid == -1) {
+		int err = errno;
+		mq_msg_close(&s->m);
+		mq_unclaim(q, s->m.receipt);
+		cli_warn(exec_err ? cmd[0] : queue, err);
+		return -1;
+	}
+	s->started = t;
+	s->renew_at = t + (int64_t)lease * 1000000000 / 3;
+	s->term_at = timeout_s ? t + (int64_t)timeout_s * 1000000000 : 0;
+	s->kill_at = 0;
+	return 0;
+}
+
+static void
+finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg)
+{
+	double secs;
+	int wstatus, outcome, code;
+
+	while (waitpid(s->pid, &wstatus, 0) == -1 && errno == EINTR)
+		;
+	close(s->pidfd);
+	s->pid = 0;
+	secs = (double)(now_ns() - s->started) / 1e9;
+	code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	outcome = mq_handler_settle(q, &s->m, wstatus,
+	    mq_backoff(cfg, s->m.attempt));
+	if (outcome == -1) {
+		logline(3, "%s attempt %u: %s (%.3fs)", s->m.id, s->m.attempt,
+		    mq_strerror(errno), secs);
+		return;
+	}
+	char why[48];
+	if (code == -1)
+		snprintf(why, sizeof(why), "%s by signal %d",
+		    s->kill_at ? "timed out, killed" : "killed",
+		    WTERMSIG(wstatus));
+	else
+		snprintf(why, sizeof(why), "exit %d", code);
+	if (outcome == MQ_DONE)
+		logline(6, "%s attempt %u: ok (%.3fs)", s->m.id, s->m.attempt,
+		    secs);
+	else if (outcome == MQ_DEAD)
+		logline(3, "%s attempt %u: %s, dead (%.3fs)", s->m.id,
+		    s->m.attempt, why, secs);
+	else
+		logline(4, "%s attempt %u: %s, retry in %us (%.3fs)", s->m.id,
+		    s->m.attempt, why, mq_backoff(cfg, s->m.attempt), secs);
+}
+
+static int
+write_sep(char sep)
+{
+	ssize_t w;
+
+	while ((w = write(1, &sep, 1)) == -1 && errno == EINTR)
+		;
+	return w == 1 ? 0 : -1;
+}
+
+/* Stream mode: body and separator to stdout, then ack. */
+static int
+stream(struct mq_queue *q, struct mq_msg *m, char sep)
+{
+	int err;
+
+	if (mq_msg_copy_body(m, 1) == -1 || write_sep(sep) == -1) {
+		err = errno;
+		mq_msg_close(m);
+		mq_unclaim(q, m->receipt);
+		cli_warn("stdout", err);
+		return -1;
+	}
+	if (mq_msg_ack(q, m) == -1)
+		cli_warn(m->receipt, errno);
+	mq_msg_close(m);
+	return 0;
+}
+
+/* A handler killed because mq-watch is stopping was not the message's
+ * fault: give the message back without counting the delivery. */
+static void
+abandon(struct mq_queue *q, struct slot *s)
+{
+	while (waitpid(s->pid, NULL, 0) == -1 && errno == EINTR)
+		;
+	close(s->pidfd);
+	s->pid = 0;
+	mq_msg_close(&s->m);
+	if (mq_unclaim(q, s->m.receipt) == -1)
+		logline(3, "%s: %s", s->m.receipt, mq_strerror(errno));
+	else
+		logline(4, "%s attempt %u: killed on shutdown, released",
+		    s->m.id, s->m.attempt);
+}
+
+static int64_t
+earliest(int64_t a, int64_t b)
+{
+	return b != 0 && (a == 0 || b < a) ? b : a;
+}
+
+static void
+on_timers(struct mq_queue *q, struct slot *s, int64_t t)
+{
+	if (t >= s->renew_at) {
+		if (mq_msg_extend(q, &s->m, lease) == -1)
+			logline(4, "%s: lease: %s", s->m.id, mq_strerror(errno));
+		s->renew_at = t + (int64_t)lease * 1000000000 / 3;
+	}
+	if (s->term_at != 0 && t >= s->term_at) {
+		kill(s->pid, SIGTERM);
+		s->term_at = 0;
+		s->kill_at = t + KILL_GRACE_NS;
+	}
+	if (s->kill_at != 0 && t >= s->kill_at)
+		kill(s->pid, SIGKILL);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "drain", no_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "null", no_argument, NULL, '0' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct mq_queue *q;
+	struct mq_waiter *w;
+	struct mq_config cfg;
+	struct pollfd *pfd;
+	struct slot *slots;
+	struct mq_msg m;
+	sigset_t sigs;
+	char **cmd = NULL, *end, sep = '\n';
+	unsigned long jobs = 1;
+	int c, i, n, sfd, ms, rc, drain = 0, stopping = 0, killing = 0;
+	int running, claimed, status = 0, err;
+	int64_t t, next;
+
+	while ((c = getopt_long(argc, argv, "+j:dT:0hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			errno = 0;
+			jobs = strtoul(optarg, &end, 10);
+			if (errno != 0 || *optarg < '1' || *optarg > '9' ||
+			    *end != '\0' || jobs > 1024) {
+				cli_warnx(NULL, "-j: invalid count: %s", optarg);
+				return 64;
+			}
+			break;
+		case 'd':
+			drain = 1;
+			break;
+		case 'T':
+			if ((timeout_s = cli_duration("--timeout", optarg)) == 0) {
+				cli_warnx(NULL, "--timeout: must be at least 1s");
+				return 64;
+			}
+			break;
+		case '0':
+			sep = '\0';
+			break;
+		case 'h':
+			cli_help(usage, help);
+		case 'V':
+			cli_version();
+		default:
+			cli_usage(usage);
+		}
+	}
+	if (optind == argc)
+		cli_usage(usage);
+	queue = argv[optind++];
+	if (optind < argc) {
+		if (strcmp(argv[optind], "--") != 0 || optind + 1 == argc)
+			cli_usage(usage);
+		cmd = argv + optind + 1;
+	} else
+		jobs = 1;
+	journal = getenv("JOURNAL_STREAM") != NULL;
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1 ||
+	    (sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) == -1) {
+		cli_warn(NULL, errno);
+		return 71;
+	}
+	if ((q = mq_open(queue)) == NULL || mq_config(q, &cfg) == -1 ||
+	    (w = mq_waiter_new(q)) == NULL) {
+		err = errno;
+		cli_warn(queue, err);
+		return mq_exit_status(err);
+	}
+	mq_set_quarantine_hook(q, on_quarantine, NULL);
+	lease = cfg.lease_s;
+	slots = calloc(jobs, sizeof(*slots));
+	pfd = calloc(jobs + 2, sizeof(*pfd));
+	if (slots == NULL || pfd == NULL) {
+		cli_warn(NULL, errno);
+		return 71;
+	}
+	notify("READY=1");
+	for (;;) {
+		running = 0;
+		for (i = 0; i < (int)jobs; i++)
+			running += slots[i].pid != 0;
+		claimed = 0;
+		if (!stopping && mq_waiter_arm(w) == -1) {
+			err = errno;
+			cli_warn(queue, err);
+			status = mq_exit_status(err);
+			break;
+		}
+		while (!stopping && running < (int)jobs) {
+			if ((rc = mq_claim(q, lease, 1, &m)) == -1) {
+				err = errno;
+				cli_warn(queue, err);
+				status = mq_exit_status(err);
+				stopping = 1;
+				break;
+			}
+			if (rc == 0)
+				break;
+			claimed = 1;
+			if (cmd == NULL) {
+				if (stream(q, &m, sep) == -1) {
+					status = 74;
+					stopping = 1;
+				}
+				continue;
+			}
+			for (i = 0; slots[i].pid != 0; i++)
+				;
+			slots[i].m = m;
+			if (start(q, &slots[i], cmd) == -1) {
+				status = errno == ENOENT ? 127 : 126;
+				stopping = 1;
+				break;
+			}
+			running++;
+		}
+		if (running == 0 && (stopping || (drain && !claimed)))
+			break;
+		if (claimed && cmd == NULL)
+			continue;
+		ms = -1;
+		if (!stopping && !drain) {
+			if (mq_waiter_timeout(w, -1, &ms) == -1) {
+				err = errno;
+				cli_warn(queue, err);
+				status = mq_exit_status(err);
+				stopping = 1;
+				continue;
+			}
+			if (ms == 0)
+				continue;
+		}
+		t = now_ns();
+		next = 0;
+		for (i = 0; i < (int)jobs; i++)
+			if (slots[i].pid != 0)
+				next = earliest(earliest(earliest(next,
+				    slots[i].renew_at), slots[i].term_at),
+				    slots[i].kill_at);
+		if (next != 0) {
+			int64_t until = next > t ? (next - t) / 1000000 + 1 : 0;
+			if (ms < 0 || until < ms)
+				ms = (int)until;
+		}
+		n = 0;
+		pfd[n].fd = sfd;
+		pfd[n++].events = POLLIN;
+		pfd[n].fd = stopping || drain ? -1 : mq_waiter_fd(w);
+		pfd[n++].events = POLLIN;
+		for (i = 0; i < (int)jobs; i++) {
+			pfd[n].fd = slots[i].pid != 0 ? slots[i].pidfd : -1;
+			pfd[n++].events = POLLIN;
+		}
+		if (poll(pfd, (nfds_t)n, ms) == -1 && errno != EINTR) {
+			err = errno;
+			cli_warn(NULL, err);
+			status = 71;
+			break;
+		}
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (!stopping) {
+					stopping = 1;
+					logline(5, "signal %u: finishing %d "
+					    "handler(s)", si.ssi_signo, running);
+				} else if (!killing) {
+					killing = 1;
+					for (i = 0; i < (int)jobs; i++)
+						if (slots[i].pid != 0)
+							kill(slots[i].pid, SIGKILL);
+				}
+			}
+		}
+		t = now_ns();
+		for (i = 0; i < (int)jobs; i++) {
+			if (slots[i].pid == 0)
+				continue;
+			if (pfd[2 + i].revents & (POLLIN | POLLHUP)) {
+				if (killing)
+					abandon(q, &slots[i]);
+				else
+					finish(q, &slots[i], &cfg);
+			} else
+				on_timers(q, &slots[i], t);
+		}
+	}
+	notify("STOPPING=1");
+	mq_waiter_free(w);
+	mq_close(q);
+	free(slots);
+	free(pfd);
+	close(sfd);
+	return cli_flush(status);
+}
