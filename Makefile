@@ -70,7 +70,7 @@ asan:
 lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN57)
 
-demo: all
+demo: deps all
 	sh contrib/demo.sh
 
 install: all
