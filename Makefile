@@ -28,7 +28,7 @@ else
 BUILD ?= build
 endif
 
-PROGS = mq-init mq-send mq-recv mq-ack mq-watch
+PROGS = mq-init mq-send mq-recv mq-ack mq-watch mq-keygen
 LIBSRC = $(wildcard lib/*.c)
 LIBOBJ = $(LIBSRC:lib/%.c=$(BUILD)/lib/%.o)
 CLIOBJ = $(BUILD)/cmd/cli.o
@@ -38,7 +38,7 @@ MAN57 = man/mq-queue.5 man/mq.7
 
 all: $(BINS)
 
-$(BUILD)/lib/%.o: lib/%.c lib/mq.h lib/mq_impl.h
+$(BUILD)/lib/%.o: lib/%.c lib/mq.h lib/mq_impl.h lib/codec.h
 	@mkdir -p $(@D)
 	$(CC) $(MQ_CFLAGS) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
 

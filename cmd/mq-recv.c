@@ -19,7 +19,8 @@
 const char *cli_prog = "mq-recv";
 
 static const char usage[] =
-    "mq-recv [-w | -t SECS] [-L DUR] [-o FILE] QUEUE [-- COMMAND [ARG...]]";
+    "mq-recv [-H] [-w | -t SECS] [-L DUR] [-o FILE] [--verify PUB]...\n"
+    "               [--key KEY] QUEUE [-- COMMAND [ARG...]]";
 
 static const char help[] =
     "Receive the oldest ready message of QUEUE.\n\n"
@@ -32,6 +33,10 @@ static const char help[] =
     "  -t, --timeout SECS  wait at most SECS seconds\n"
     "  -L, --lease DUR     claim for DUR instead of removing\n"
     "  -o, --output FILE   write the body to FILE\n"
+    "  -H, --headers       print the headers, a blank line, then the body\n"
+    "      --verify PUB    deliver only messages signed by PUB (a .pub file\n"
+    "                      or a directory of them; repeatable)\n"
+    "      --key KEY       secret key opening bodies sealed to it\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n\n"
     "Exit 1 when no message is ready (after waiting, with -w or -t).\n";
@@ -78,8 +83,20 @@ claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
 	return rc;
 }
 
+static void
+print_headers(const struct mq_msg *m)
+{
+	char name[80], value[MQ_HEADER_MAX];
+	size_t it = 0;
+
+	while (mq_msg_header_next(m, &it, name, sizeof(name), value,
+	    sizeof(value)) == 1)
+		printf("%s: %s\n", name, value);
+	putchar('\n');
+}
+
 static int
-write_body(struct mq_msg *m, const char *out)
+write_body(struct mq_queue *q, struct mq_msg *m, const char *out)
 {
 	int fd = 1, rc, err;
 
@@ -88,7 +105,7 @@ write_body(struct mq_msg *m, const char *out)
 		cli_warn(out, errno);
 		return -1;
 	}
-	rc = mq_msg_copy_body(m, fd);
+	rc = mq_msg_copy_body(q, m, fd);
 	err = errno;
 	if (fd != 1 && close(fd) == -1 && rc == 0) {
 		rc = -1;
@@ -152,6 +169,9 @@ main(int argc, char *argv[])
 		{ "timeout", required_argument, NULL, 't' },
 		{ "lease", required_argument, NULL, 'L' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "headers", no_argument, NULL, 'H' },
+		{ "verify", required_argument, NULL, 'P' },
+		{ "key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -163,8 +183,10 @@ main(int argc, char *argv[])
 	unsigned lease = 0, secs;
 	int c, rc, err, wait_ms = 0, have_wait = 0, leased;
 	char **cmd = NULL;
+	const char *verify[32], *key = NULL;
+	int nverify = 0, headers = 0, i;
 
-	while ((c = getopt_long(argc, argv, "+wt:L:o:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+wt:L:o:HhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
 			if (have_wait)
@@ -192,6 +214,19 @@ main(int argc, char *argv[])
 		case 'o':
 			out = optarg;
 			break;
+		case 'H':
+			headers = 1;
+			break;
+		case 'P':
+			if (nverify == 32) {
+				cli_warnx(NULL, "--verify: at most 32");
+				return 64;
+			}
+			verify[nverify++] = optarg;
+			break;
+		case 'K':
+			key = optarg;
+			break;
 		case 'h':
 			cli_help(usage, help);
 		case 'V':
@@ -216,6 +251,17 @@ main(int argc, char *argv[])
 		return mq_exit_status(err);
 	}
 	mq_set_quarantine_hook(q, on_quarantine, NULL);
+	for (i = 0; i < nverify; i++)
+		if (mq_trust(q, verify[i]) == -1) {
+			err = errno;
+			cli_warn(verify[i], err);
+			return mq_exit_status(err);
+		}
+	if (key != NULL && mq_set_key(q, key) == -1) {
+		err = errno;
+		cli_warn(key, err);
+		return mq_exit_status(err);
+	}
 	leased = lease != 0 && cmd == NULL;
 	if (lease == 0) {
 		if (mq_config(q, &cfg) == -1) {
@@ -235,7 +281,11 @@ main(int argc, char *argv[])
 		return cli_flush(1);
 	if (cmd != NULL)
 		return cli_flush(run(q, &m, cmd, lease));
-	if (write_body(&m, out) == -1 || (out == NULL && fflush(stdout) == EOF)) {
+	if (headers) {
+		print_headers(&m);
+		fflush(stdout);
+	}
+	if (write_body(q, &m, out) == -1 || (out == NULL && fflush(stdout) == EOF)) {
 		err = errno;
 		if (out == NULL && err != 0)
 			cli_warn("stdout", err);

@@ -14,7 +14,9 @@
 
 const char *cli_prog = "mq-send";
 
-static const char usage[] = "mq-send [-q] [-l | -0] QUEUE [FILE...]";
+static const char usage[] =
+    "mq-send [-qz] [-l | -0] [-H NAME=VALUE]... [-s KEY] [--seal-to PUB]\n"
+    "               QUEUE [FILE...]";
 
 static const char help[] =
     "Send each FILE (\"-\" is standard input; none: standard input) as one\n"
@@ -22,6 +24,10 @@ static const char help[] =
     "  -l, --lines    each line is a message (the newline is not part of it)\n"
     "  -0, --null     each NUL-terminated record is a message\n"
     "  -q, --quiet    do not print ids\n"
+    "  -H, --header NAME=VALUE  attach a header (repeatable)\n"
+    "  -z, --compress compress the body (zlib deflate)\n"
+    "  -s, --sign KEY sign with secret key file KEY (see mq-keygen)\n"
+    "      --seal-to PUB  encrypt the body to public key file PUB\n"
     "  -h, --help     show this help\n"
     "  -V, --version  show the version\n\n"
     "A message is on disk (synced) before its id is printed.\n";
@@ -30,8 +36,11 @@ static const char help[] =
  * wait for the disk for the whole group. */
 #define GROUP_MAX 256
 
+#define HEADERS_MAX 64
+
 struct sender {
 	struct mq_queue *q;
+	struct mq_send_opts opts;
 	const char *queue;
 	int quiet;
 	struct mq_draft *group[GROUP_MAX];
@@ -71,7 +80,7 @@ send_whole(struct sender *s, int fd, const char *name)
 	struct mq_draft *d;
 	int err;
 
-	if ((d = mq_draft_new(s->q)) == NULL) {
+	if ((d = mq_draft_new(s->q, &s->opts)) == NULL) {
 		err = errno;
 		cli_warn(s->queue, err);
 		return mq_exit_status(err);
@@ -119,7 +128,7 @@ send_records(struct sender *s, int fd, const char *name, char delim)
 		if (r == 0)
 			break;
 		for (p = buf, end = buf + r; p < end; p = hit + 1) {
-			if (d == NULL && (d = mq_draft_new(s->q)) == NULL)
+			if (d == NULL && (d = mq_draft_new(s->q, &s->opts)) == NULL)
 				goto fail_queue;
 			hit = memchr(p, delim, (size_t)(end - p));
 			if (mq_draft_write(d, p, (size_t)((hit ? hit : end) - p)) == -1)
@@ -157,16 +166,25 @@ main(int argc, char *argv[])
 		{ "lines", no_argument, NULL, 'l' },
 		{ "null", no_argument, NULL, '0' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "header", required_argument, NULL, 'H' },
+		{ "compress", no_argument, NULL, 'z' },
+		{ "sign", required_argument, NULL, 's' },
+		{ "seal-to", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static struct sender s;
+	static const char *headers[HEADERS_MAX + 1];
+	static struct mq_key sign_key;
+	static struct mq_pubkey seal_key;
+	size_t nheaders = 0;
 	char delim = 0;
 	int c, i, fd, rc, status = 0, records = 0;
 	const char *name;
 
-	while ((c = getopt_long(argc, argv, "+l0qhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+l0qH:zs:hV", longopts,
+	    NULL)) != -1) {
 		switch (c) {
 		case 'l':
 		case '0':
@@ -177,6 +195,39 @@ main(int argc, char *argv[])
 			break;
 		case 'q':
 			s.quiet = 1;
+			break;
+		case 'H':
+			if (nheaders == HEADERS_MAX) {
+				cli_warnx(NULL, "-H: at most %d headers",
+				    HEADERS_MAX);
+				return 64;
+			}
+			if (strchr(optarg, '=') == NULL) {
+				cli_warnx(NULL, "-H: expected NAME=VALUE: %s",
+				    optarg);
+				return 64;
+			}
+			headers[nheaders++] = optarg;
+			s.opts.headers = headers;
+			break;
+		case 'z':
+			s.opts.compress = MQ_COMPRESS_YES;
+			break;
+		case 's':
+			if (mq_key_load(optarg, &sign_key) == -1) {
+				int err = errno;
+				cli_warn(optarg, err);
+				return mq_exit_status(err);
+			}
+			s.opts.sign = &sign_key;
+			break;
+		case 'S':
+			if (mq_pubkey_load(optarg, &seal_key) == -1) {
+				int err = errno;
+				cli_warn(optarg, err);
+				return mq_exit_status(err);
+			}
+			s.opts.seal_to = &seal_key;
 			break;
 		case 'h':
 			cli_help(usage, help);

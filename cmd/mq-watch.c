@@ -29,7 +29,8 @@
 const char *cli_prog = "mq-watch";
 
 static const char usage[] =
-    "mq-watch [-j N] [--drain] [--timeout DUR] [-0] QUEUE [-- COMMAND [ARG...]]";
+    "mq-watch [-j N] [--drain] [--timeout DUR] [-0] [--verify PUB]...\n"
+    "                [--key KEY] QUEUE [-- COMMAND [ARG...]]";
 
 static const char help[] =
     "Receive every message of QUEUE as it arrives.  With COMMAND, run it\n"
@@ -41,6 +42,9 @@ static const char help[] =
     "  -d, --drain         exit once no message is ready\n"
     "  -T, --timeout DUR   kill a handler running longer (TERM, then KILL)\n"
     "  -0, --null          end each streamed body with NUL\n"
+    "      --verify PUB    handle only messages signed by PUB (a .pub file\n"
+    "                      or a directory of them; repeatable)\n"
+    "      --key KEY       secret key opening bodies sealed to it\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n\n"
     "SIGTERM or SIGINT: stop claiming, let handlers finish, exit 0.\n"
@@ -202,7 +206,7 @@ stream(struct mq_queue *q, struct mq_msg *m, char sep)
 {
 	int err;
 
-	if (mq_msg_copy_body(m, 1) == -1 || write_sep(sep) == -1) {
+	if (mq_msg_copy_body(q, m, 1) == -1 || write_sep(sep) == -1) {
 		err = errno;
 		mq_msg_close(m);
 		mq_unclaim(q, m->receipt);
@@ -263,6 +267,8 @@ main(int argc, char *argv[])
 		{ "drain", no_argument, NULL, 'd' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "null", no_argument, NULL, '0' },
+		{ "verify", required_argument, NULL, 'P' },
+		{ "key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -279,6 +285,8 @@ main(int argc, char *argv[])
 	int c, i, n, sfd, ms, rc, drain = 0, stopping = 0, killing = 0;
 	int running, claimed, status = 0, err;
 	int64_t t, next;
+	const char *verify[32], *key = NULL;
+	int nverify = 0;
 
 	while ((c = getopt_long(argc, argv, "+j:dT:0hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -302,6 +310,16 @@ main(int argc, char *argv[])
 			break;
 		case '0':
 			sep = '\0';
+			break;
+		case 'P':
+			if (nverify == 32) {
+				cli_warnx(NULL, "--verify: at most 32");
+				return 64;
+			}
+			verify[nverify++] = optarg;
+			break;
+		case 'K':
+			key = optarg;
 			break;
 		case 'h':
 			cli_help(usage, help);
@@ -337,6 +355,17 @@ main(int argc, char *argv[])
 		return mq_exit_status(err);
 	}
 	mq_set_quarantine_hook(q, on_quarantine, NULL);
+	for (i = 0; i < nverify; i++)
+		if (mq_trust(q, verify[i]) == -1) {
+			err = errno;
+			cli_warn(verify[i], err);
+			return mq_exit_status(err);
+		}
+	if (key != NULL && mq_set_key(q, key) == -1) {
+		err = errno;
+		cli_warn(key, err);
+		return mq_exit_status(err);
+	}
 	lease = cfg.lease_s;
 	slots = calloc(jobs, sizeof(*slots));
 	pfd = calloc(jobs + 2, sizeof(*pfd));

@@ -18,12 +18,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mq_impl.h"
@@ -48,7 +51,7 @@ mq_set_quarantine_hook(struct mq_queue *q,
 static void
 quarantine(struct mq_queue *q, int dirfd, const char *name, int err)
 {
-	if (mq_quarantine(q, dirfd, name) == 0 && q->on_quarantine != NULL)
+	if (mq_quarantine(q, dirfd, name, err) == 0 && q->on_quarantine != NULL)
 		q->on_quarantine(name, err, q->on_quarantine_arg);
 }
 
@@ -266,18 +269,76 @@ list_buckets(int newfd, size_t *count)
 	return b;
 }
 
-/* Try to claim one ready file.  Returns 1 claimed, 0 gone or not a
- * message (try the next), -1 error. */
-static int
-try_claim(struct mq_queue *q, int bucketfd, const struct entry *e,
-    unsigned lease_s, int keep_lock, struct mq_msg *m)
+static const char *
+queue_name(const struct mq_queue *q)
 {
-	char name[MQ_NAME_MAX], token[16];
+	const char *slash = strrchr(q->path, '/');
+
+	return slash != NULL && slash[1] != '\0' ? slash + 1 : q->path;
+}
+
+/* Signature keys and the opening key come from the config the first time
+ * a claim needs them, unless the caller set its own. */
+static int
+load_keys(struct mq_queue *q, const struct mq_config *cfg)
+{
+	if (q->trust_loaded)
+		return 0;
+	if (cfg->trusted_keys[0] != '\0' && mq_trust(q, cfg->trusted_keys) == -1)
+		return -1;
+	if (cfg->key[0] != '\0' && q->open_key == NULL &&
+	    mq_set_key(q, cfg->key) == -1)
+		return -1;
+	q->trust_loaded = 1;
+	return 0;
+}
+
+/* Everything that must hold before a claimed message may be delivered.
+ * Returns 0, or -1 with the reason in errno. */
+static int
+check(struct mq_queue *q, const struct mq_config *cfg, struct mq_msg *m)
+{
+	char name[NAME_MAX + 1];
+
+	if (cfg->max_size != 0 && (uint64_t)m->raw_size > cfg->max_size) {
+		errno = MQ_ETOOBIG;
+		return -1;
+	}
+	if (m->signed_) {
+		if (mq_verify(q, m) == -1)
+			return -1;
+		if (q->ntrusted > 0 && !mq_trusted(q, m->signer)) {
+			errno = MQ_EUNTRUSTED;
+			return -1;
+		}
+		/* The signature covers the queue name and id: a copy into
+		 * another queue, or under another id, is not this message. */
+		if (mq_header_get(m, "queue", name, sizeof(name)) == -1 ||
+		    strcmp(name, queue_name(q)) != 0) {
+			errno = MQ_EOTHERQUEUE;
+			return -1;
+		}
+	} else if (cfg->require_signature || q->ntrusted > 0) {
+		errno = MQ_EUNSIGNED;
+		return -1;
+	}
+	if ((m->compressed || m->sealed) && mq_decode(q, m, -1) == -1)
+		return -1;
+	return 0;
+}
+
+/* Try to claim one ready file.  Returns 1 claimed, 0 gone, not ours or
+ * not a message (try the next), -1 error. */
+static int
+try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
+    const struct entry *e, unsigned lease_s, int keep_lock, struct mq_msg *m)
+{
+	char name[MQ_NAME_MAX], token[16], id[MQ_ID_SIZE];
 	struct stat st;
 	int curfd = q->dirfd[MQ_DIR_CUR], fd, saved;
 
-	mq_id_format(e->seq, m->id);
-	snprintf(name, sizeof(name), "%s.%u", m->id, e->n);
+	mq_id_format(e->seq, id);
+	snprintf(name, sizeof(name), "%s.%u", id, e->n);
 	fd = openat(bucketfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1) {
@@ -300,6 +361,20 @@ try_claim(struct mq_queue *q, int bucketfd, const struct entry *e,
 		close(fd);
 		return errno == EWOULDBLOCK ? 0 : -1;
 	}
+	m->fd = fd;
+	if (mq_header_parse(fd, m, st.st_size) == -1 ||
+	    strcmp(m->id, id) != 0) {
+		saved = errno == MQ_EFORMAT ? errno : MQ_EBADMSG;
+		mq_msg_close(m);
+		quarantine(q, bucketfd, name, saved);
+		return 0;
+	}
+	/* A body sealed to another consumer's key is left for that one,
+	 * unclaimed, so this consumer neither loops over it nor delays it. */
+	if (!mq_sealed_for_us(q, m)) {
+		mq_msg_close(m);
+		return 0;
+	}
 	if (mq_token(token, sizeof(token), keep_lock) == -1)
 		goto fail;
 	m->attempt = e->n + 1;
@@ -310,29 +385,34 @@ try_claim(struct mq_queue *q, int bucketfd, const struct entry *e,
 	    m->receipt, m->deadline_ns);
 	if (mq_rename_noreplace(bucketfd, name, curfd, m->lease_name) == -1) {
 		saved = errno;
-		close(fd);
+		mq_msg_close(m);
 		errno = saved;
 		return errno == ENOENT ? 0 : -1;
 	}
-	if (mq_header_parse(fd, m, st.st_size) == -1) {
+	if (check(q, cfg, m) == -1) {
 		saved = errno;
-		close(fd);
+		mq_msg_close(m);
+		if (saved == EIO || saved == ENOMEM || saved == EINTR) {
+			mq_unclaim(q, m->receipt);
+			errno = saved;
+			return -1;
+		}
 		quarantine(q, curfd, m->lease_name, saved);
 		return 0;
 	}
-	m->fd = fd;
 	return 1;
 fail:
 	saved = errno;
-	close(fd);
+	mq_msg_close(m);
 	errno = saved;
 	return -1;
 }
 
 /* Claim from one bucket.  Returns 1 claimed, 0 nothing claimable, -1. */
 static int
-claim_in_bucket(struct mq_queue *q, uint64_t base, int removable,
-    unsigned lease_s, int keep_lock, struct mq_msg *m)
+claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
+    uint64_t base, int removable, unsigned lease_s, int keep_lock,
+    struct mq_msg *m)
 {
 	char bucket[MQ_ID_SIZE];
 	struct entry *e;
@@ -358,7 +438,7 @@ claim_in_bucket(struct mq_queue *q, uint64_t base, int removable,
 		return errno == ENOENT ? 0 : -1;
 	}
 	for (i = 0; i < count && rc == 0; i++)
-		rc = try_claim(q, bucketfd, &e[i], lease_s, keep_lock, m);
+		rc = try_claim(q, cfg, bucketfd, &e[i], lease_s, keep_lock, m);
 	close(bucketfd);
 	free(e);
 	return rc;
@@ -375,7 +455,7 @@ mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
-	if (mq_config(q, &cfg) == -1)
+	if (mq_config(q, &cfg) == -1 || load_keys(q, &cfg) == -1)
 		return -1;
 	if (lease_s == 0)
 		lease_s = cfg.lease_s;
@@ -387,8 +467,8 @@ mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
 	if (buckets == NULL && errno != 0)
 		return -1;
 	for (i = 0; i < count && rc == 0; i++)
-		rc = claim_in_bucket(q, buckets[i], i + 1 < count, lease_s,
-		    keep_lock, m);
+		rc = claim_in_bucket(q, &cfg, buckets[i], i + 1 < count,
+		    lease_s, keep_lock, m);
 	free(buckets);
 	return rc;
 }
@@ -403,12 +483,14 @@ mq_msg_close(struct mq_msg *m)
 }
 
 int
-mq_msg_copy_body(const struct mq_msg *m, int fd)
+mq_msg_copy_body(struct mq_queue *q, const struct mq_msg *m, int fd)
 {
 	char buf[128 * 1024];
 	off_t off = m->body_offset, left = m->body_size;
 	ssize_t r;
 
+	if (m->compressed || m->sealed)
+		return mq_decode(q, m, fd);
 	while (left > 0) {
 		size_t want = left < (off_t)sizeof(buf) ? (size_t)left :
 		    sizeof(buf);
@@ -430,11 +512,45 @@ mq_msg_copy_body(const struct mq_msg *m, int fd)
 	return 0;
 }
 
+/* A decoded body reaches a handler through a pipe fed by a grandchild, so
+ * that the parent need not pump it and no zombie is left behind. */
+static int
+decoder_pipe(struct mq_queue *q, const struct mq_msg *m)
+{
+	int p[2], status, saved;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	if ((pid = fork()) == -1)
+		goto fail;
+	if (pid == 0) {
+		close(p[0]);
+		signal(SIGPIPE, SIG_DFL);
+		if (fork() == 0)
+			_exit(mq_decode(q, m, p[1]) == 0 ? 0 : 1);
+		_exit(0);
+	}
+	close(p[1]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	return p[0];
+fail:
+	saved = errno;
+	close(p[0]);
+	close(p[1]);
+	errno = saved;
+	return -1;
+}
+
 int
 mq_msg_body_fd(struct mq_queue *q, const struct mq_msg *m)
 {
 	int fd;
 
+	/* A signed file ends in its signature, which is not body. */
+	if (m->compressed || m->sealed || m->signed_)
+		return decoder_pipe(q, m);
 	fd = openat(q->dirfd[MQ_DIR_CUR], m->lease_name, O_RDONLY | O_NOFOLLOW |
 	    O_CLOEXEC);
 	if (fd == -1)

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,53 @@ parse_count(const char *s, unsigned *v)
 	return 0;
 }
 
+/* Sizes: bytes, or with k, M, G (powers of 1024); 0 means no limit. */
+static int
+parse_size(const char *s, uint64_t *v)
+{
+	char *end;
+	unsigned long long n;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case 'G': n <<= 10; /* FALLTHROUGH */
+	case 'M': n <<= 10; /* FALLTHROUGH */
+	case 'k': case 'K': n <<= 10; end++; break;
+	case '\0': break;
+	default: return -1;
+	}
+	if (*end != '\0')
+		return -1;
+	*v = n;
+	return 0;
+}
+
+static int
+parse_bool(const char *s, int *v)
+{
+	if (strcmp(s, "yes") == 0 || strcmp(s, "true") == 0)
+		*v = 1;
+	else if (strcmp(s, "no") == 0 || strcmp(s, "false") == 0)
+		*v = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+parse_path(const char *s, char *out, size_t size)
+{
+	if (*s != '/' || strlen(s) >= size)
+		return -1;
+	strcpy(out, s);
+	return 0;
+}
+
 static char *
 trim(char *s)
 {
@@ -117,6 +165,30 @@ parse_line(char *line, struct mq_config *c)
 		return mq_parse_duration(val, &c->backoff_s);
 	if (strcmp(key, "max-attempts") == 0)
 		return parse_count(val, &c->max_attempts);
+	if (strcmp(key, "compress") == 0) {
+		if (strcmp(val, "auto") == 0)
+			c->compress = MQ_COMPRESS_AUTO;
+		else if (strcmp(val, "no") == 0)
+			c->compress = MQ_COMPRESS_NO;
+		else
+			return -1;
+		return 0;
+	}
+	if (strcmp(key, "compress-min") == 0) {
+		uint64_t v;
+		if (parse_size(val, &v) == -1 || v > 65535)
+			return -1;
+		c->compress_min = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(key, "max-size") == 0)
+		return parse_size(val, &c->max_size);
+	if (strcmp(key, "require-signature") == 0)
+		return parse_bool(val, &c->require_signature);
+	if (strcmp(key, "trusted-keys") == 0)
+		return parse_path(val, c->trusted_keys, sizeof(c->trusted_keys));
+	if (strcmp(key, "key") == 0)
+		return parse_path(val, c->key, sizeof(c->key));
 	return -1;
 }
 
@@ -134,6 +206,8 @@ mq_config(struct mq_queue *q, struct mq_config *out)
 	q->config.lease_s = MQ_DEFAULT_LEASE_S;
 	q->config.max_attempts = MQ_DEFAULT_MAX_ATTEMPTS;
 	q->config.backoff_s = MQ_DEFAULT_BACKOFF_S;
+	q->config.compress = MQ_COMPRESS_NO;
+	q->config.compress_min = 1024;
 	fd = openat(q->fd, "config", O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1) {
@@ -166,7 +240,7 @@ mq_config(struct mq_queue *q, struct mq_config *out)
 int
 mq_config_write(struct mq_queue *q, const struct mq_config *c)
 {
-	char buf[1024];
+	char buf[2048];
 	int fd, n, saved;
 
 	n = snprintf(buf, sizeof(buf),
@@ -176,7 +250,26 @@ mq_config_write(struct mq_queue *q, const struct mq_config *c)
 	    "# Deliveries without an ack before a message goes to dead/.\n"
 	    "max-attempts = %u\n"
 	    "# mq-watch retry delay: backoff * 2^(attempt-1), at most 1h.\n"
-	    "backoff = %us\n", c->lease_s, c->max_attempts, c->backoff_s);
+	    "backoff = %us\n"
+	    "# Compress bodies: no, or auto (when the first 64 KiB shrink).\n"
+	    "compress = %s\n"
+	    "compress-min = %u\n"
+	    "# Largest body accepted (k, M, G); 0: no limit.\n"
+	    "max-size = %" PRIu64 "\n"
+	    "# Deliver only messages signed by a key in trusted-keys.\n"
+	    "require-signature = %s\n"
+	    "%s%s%s"
+	    "%s%s%s",
+	    c->lease_s, c->max_attempts, c->backoff_s,
+	    c->compress == MQ_COMPRESS_AUTO ? "auto" : "no", c->compress_min,
+	    c->max_size, c->require_signature ? "yes" : "no",
+	    c->trusted_keys[0] ? "trusted-keys = " : "", c->trusted_keys,
+	    c->trusted_keys[0] ? "\n" : "",
+	    c->key[0] ? "key = " : "", c->key, c->key[0] ? "\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	fd = openat(q->fd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC |
 	    O_NOFOLLOW | O_CLOEXEC, q->file_mode);
 	if (fd == -1)

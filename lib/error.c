@@ -28,6 +28,24 @@ mq_strerror(int err)
 		return "Malformed queue config";
 	case MQ_EFORMAT:
 		return "Unknown message format version";
+	case MQ_EBADKEY:
+		return "Not an mq key file";
+	case MQ_EKEYPERM:
+		return "Secret key is readable by others (chmod 600)";
+	case MQ_ENOKEY:
+		return "Sealed to a key this consumer does not have";
+	case MQ_EBADSIG:
+		return "Bad signature";
+	case MQ_EUNTRUSTED:
+		return "Signed by a key that is not trusted";
+	case MQ_EUNSIGNED:
+		return "Unsigned, and signatures are required";
+	case MQ_EOTHERQUEUE:
+		return "Signed for another queue";
+	case MQ_ETOOBIG:
+		return "Larger than the queue's max-size";
+	case MQ_EBADHEADER:
+		return "Header name or value not allowed";
 	default:
 		return strerror(err);
 	}
@@ -49,7 +67,17 @@ mq_exit_status(int err)
 	case MQ_EBADRECEIPT:
 	case MQ_EBADMSG:
 	case MQ_EFORMAT:
+	case MQ_EBADSIG:
+	case MQ_EUNTRUSTED:
+	case MQ_EUNSIGNED:
+	case MQ_EOTHERQUEUE:
+	case MQ_ETOOBIG:
+	case MQ_EBADHEADER:
 		return 65;	/* EX_DATAERR */
+	case MQ_EBADKEY:
+	case MQ_EKEYPERM:
+	case MQ_ENOKEY:
+		return 78;	/* EX_CONFIG */
 	case MQ_EBADCONF:
 		return 78;	/* EX_CONFIG */
 	case EIO:

@@ -28,6 +28,26 @@ pidfd_open_(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+/* Header NAME becomes MQ_H_NAME: upper case, '-' as '_'. */
+static int
+export_headers(const struct mq_msg *m)
+{
+	char name[80], value[MQ_HEADER_MAX], var[96];
+	size_t it = 0, i;
+
+	while (mq_msg_header_next(m, &it, name, sizeof(name), value,
+	    sizeof(value)) == 1) {
+		for (i = 0; name[i] != '\0'; i++)
+			name[i] = name[i] == '-' ? '_' :
+			    (name[i] >= 'a' && name[i] <= 'z') ?
+			    (char)(name[i] - 'a' + 'A') : name[i];
+		snprintf(var, sizeof(var), "MQ_H_%s", name);
+		if (setenv(var, value, 1) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 pid_t
 mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
     char *const argv[], int *pidfd, int *exec_err)
@@ -61,7 +81,8 @@ mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
 		    setenv("MQ_QUEUE", q->path, 1) == -1 ||
 		    setenv("MQ_ID", m->id, 1) == -1 ||
 		    setenv("MQ_RECEIPT", m->receipt, 1) == -1 ||
-		    setenv("MQ_ATTEMPT", attempt, 1) == -1)
+		    setenv("MQ_ATTEMPT", attempt, 1) == -1 ||
+		    export_headers(m) == -1)
 			err = errno;
 		else {
 			sigset_t none;

@@ -120,6 +120,7 @@ mq_close(struct mq_queue *q)
 		if (q->dirfd[i] != -1)
 			close(q->dirfd[i]);
 	close(q->fd);
+	mq_keys_free(q);
 	free(q);
 	errno = saved;
 }
@@ -373,12 +374,14 @@ mq_move_to_dead(struct mq_queue *q, int fromfd, const char *from,
 
 /* Move a file that is not a well-formed message out of the way.  The
  * quarantine keeps the original name, with the time in front so that two
- * files of one name do not collide; it is never emptied automatically. */
+ * files of one name do not collide, and a NAME.reason file beside it
+ * saying why; nothing there is ever removed automatically. */
 int
-mq_quarantine(struct mq_queue *q, int fromfd, const char *from)
+mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err)
 {
-	char to[NAME_MAX + 1];
-	int qfd, n;
+	char to[NAME_MAX + 1], why[NAME_MAX + 8];
+	const char *text;
+	int qfd, n, fd;
 
 	if ((qfd = mq_dir(q, MQ_DIR_QUARANTINE)) == -1) {
 		if (errno != MQ_ENOTQUEUE ||
@@ -389,5 +392,16 @@ mq_quarantine(struct mq_queue *q, int fromfd, const char *from)
 	n = snprintf(to, sizeof(to), "%" PRId64 ".%.200s", mq_now_ns(), from);
 	if (n < 0 || (size_t)n >= sizeof(to))
 		return -1;
-	return mq_rename_noreplace(fromfd, from, qfd, to);
+	if (mq_rename_noreplace(fromfd, from, qfd, to) == -1)
+		return -1;
+	snprintf(why, sizeof(why), "%s.reason", to);
+	fd = openat(qfd, why, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, q->file_mode);
+	if (fd != -1) {
+		text = mq_strerror(err);
+		if (mq_write_all(fd, text, strlen(text)) == 0)
+			mq_write_all(fd, "\n", 1);
+		close(fd);
+	}
+	return 0;
 }

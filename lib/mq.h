@@ -35,15 +35,54 @@
 #define MQ_EBADMSG EBADMSG   /* message file is damaged */
 #define MQ_EBADCONF ENOEXEC  /* config file is malformed */
 #define MQ_EFORMAT EPROTO    /* message format version unknown */
+#define MQ_EBADKEY EKEYREJECTED  /* not an mq key file */
+#define MQ_EKEYPERM EKEYEXPIRED  /* secret key readable by others */
+#define MQ_ENOKEY ENOKEY         /* sealed, and no key to open it */
+#define MQ_EBADSIG EBADE         /* signature does not match */
+#define MQ_EUNTRUSTED EKEYREVOKED /* signed by a key not trusted */
+#define MQ_EUNSIGNED ENOMSG      /* unsigned, signatures required */
+#define MQ_EOTHERQUEUE EXDEV     /* signed for another queue or id */
+#define MQ_ETOOBIG EFBIG         /* larger than the queue allows */
+#define MQ_EBADHEADER EILSEQ     /* header name or value not allowed */
 
 struct mq_queue;
 struct mq_draft;
 struct mq_waiter;
 
+/* An Ed25519 key pair (libsodium layout: sk holds the seed and pk). */
+struct mq_key {
+	unsigned char pk[32];
+	unsigned char sk[64];
+};
+
+struct mq_pubkey {
+	unsigned char pk[32];
+};
+
+#define MQ_HEADER_MAX 4096
+
+/* How mq_draft_new writes a message. */
+struct mq_send_opts {
+	int compress;                 /* MQ_COMPRESS_* */
+	const struct mq_key *sign;    /* sign with this key, or NULL */
+	const struct mq_pubkey *seal_to; /* seal the body to this key */
+	const char *const *headers;   /* "name=value" ..., NULL-terminated */
+};
+#define MQ_COMPRESS_CONFIG 0          /* as the queue's config says */
+#define MQ_COMPRESS_NO 1
+#define MQ_COMPRESS_YES 2
+#define MQ_COMPRESS_AUTO 3            /* when it saves space */
+
 struct mq_config {
 	unsigned lease_s;
 	unsigned max_attempts;
 	unsigned backoff_s;
+	int compress;                 /* MQ_COMPRESS_NO or _AUTO */
+	unsigned compress_min;        /* auto: smallest body to try */
+	int require_signature;
+	char trusted_keys[256];       /* file or directory of .pub, or "" */
+	char key[256];                /* secret key opening sealed bodies */
+	uint64_t max_size;            /* largest body accepted, 0: any */
 };
 
 /* A claimed message.  fd is open on the message file and holds its lock. */
@@ -57,6 +96,14 @@ struct mq_msg {
 	int64_t sent_ns;       /* enqueue time, ns since the epoch */
 	int64_t deadline_ns;   /* lease end */
 	char lease_name[MQ_LEASE_NAME_SIZE]; /* its name in cur/ */
+	/* From the message header (mq-queue(5)). */
+	off_t raw_size;        /* body size once decoded */
+	int compressed;
+	int sealed;
+	int signed_;
+	unsigned char signer[32];
+	size_t header_len;
+	char header[MQ_HEADER_MAX];
 };
 
 struct mq_init_opts {
@@ -88,12 +135,19 @@ const char *mq_path(const struct mq_queue *q);
 int mq_config(struct mq_queue *q, struct mq_config *out);
 
 /* Sending.  A draft is a message being written in tmp/; it becomes
- * visible only through mq_commit. */
-struct mq_draft *mq_draft_new(struct mq_queue *q);
+ * visible only through mq_commit.  opts may be NULL for a plain message;
+ * it must live until mq_draft_close.  Fails with MQ_EBADHEADER for a
+ * header name or value that is not allowed. */
+struct mq_draft *mq_draft_new(struct mq_queue *q,
+    const struct mq_send_opts *opts);
 int mq_draft_write(struct mq_draft *d, const void *buf, size_t n);
 /* Copy fd to EOF into the draft; bounded memory. */
 int mq_draft_copy(struct mq_draft *d, int fd);
 const char *mq_draft_id(const struct mq_draft *d);
+/* Finish the body: flush compression and sealing, release buffers.
+ * mq_commit does it for drafts not yet closed.  Fails with MQ_ETOOBIG
+ * when the body exceeds the queue's max-size. */
+int mq_draft_close(struct mq_draft *d);
 /* Make drafts durable and visible as one group: data synced, renamed into
  * new/, directories synced.  Returns how many drafts, from the first, were
  * committed; fewer than n means errno says why the rest were not (they are
@@ -115,11 +169,16 @@ void mq_set_quarantine_hook(struct mq_queue *q,
     void (*fn)(const char *name, int err, void *arg), void *arg);
 /* Close a claimed message's fd (does not ack). */
 void mq_msg_close(struct mq_msg *m);
-/* Copy the body to fd.  Returns 0, or -1 with errno (EBADMSG when the
- * file is shorter than its header says). */
-int mq_msg_copy_body(const struct mq_msg *m, int fd);
-/* A fresh, unlocked descriptor positioned at the body, for a handler. */
+/* Copy the decoded body to fd.  Returns 0, or -1 with errno (EBADMSG when
+ * the file is damaged, MQ_ENOKEY when sealed to a key we lack). */
+int mq_msg_copy_body(struct mq_queue *q, const struct mq_msg *m, int fd);
+/* A fresh, unlocked descriptor that reads the decoded body, for a
+ * handler: the file itself, or a pipe fed by a decoding child. */
 int mq_msg_body_fd(struct mq_queue *q, const struct mq_msg *m);
+/* Iterate user headers: *it starts at 0; returns 1 with name and value
+ * copied (NUL-terminated, truncated to their sizes), 0 at the end. */
+int mq_msg_header_next(const struct mq_msg *m, size_t *it, char *name,
+    size_t nsize, char *value, size_t vsize);
 
 /* Settling a claim.  All refuse a receipt that no longer holds its
  * message with MQ_ESTALE, and text that is not a receipt with
@@ -184,6 +243,18 @@ int mq_handler_settle(struct mq_queue *q, struct mq_msg *m, int wstatus,
 /* Retry delay for a message that failed its attempt-th delivery:
  * backoff_s * 2^(attempt-1), at most an hour. */
 unsigned mq_backoff(const struct mq_config *c, unsigned attempt);
+
+/* Keys (mq-keygen(1)).  mq_keygen writes NAME.key (0600) and NAME.pub,
+ * refusing to overwrite.  Loading a secret key readable by group or
+ * others fails with MQ_EKEYPERM. */
+int mq_keygen(const char *name);
+int mq_key_load(const char *path, struct mq_key *k);
+int mq_pubkey_load(const char *path, struct mq_pubkey *p);
+/* Trust a public key file, or every *.pub in a directory: claims then
+ * deliver only messages signed by a trusted key. */
+int mq_trust(struct mq_queue *q, const char *path);
+/* The secret key that opens bodies sealed to it. */
+int mq_set_key(struct mq_queue *q, const char *path);
 
 /* Durations: seconds, or a number with suffix s, m, h or d.  Returns 0 or
  * -1 EINVAL/ERANGE. */

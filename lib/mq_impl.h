@@ -22,7 +22,6 @@
 
 #define MQ_BUCKET_BITS 10
 #define MQ_NAME_MAX 96
-#define MQ_HEADER_MAX 4096
 
 enum mq_dir {
 	MQ_DIR_TMP,
@@ -43,6 +42,10 @@ struct mq_queue {
 	mode_t dir_mode;
 	int have_config;
 	struct mq_config config;
+	struct mq_pubkey *trusted;
+	size_t ntrusted;
+	int trust_loaded;
+	struct mq_key *open_key;	/* sodium_malloc'ed */
 	void (*on_quarantine)(const char *, int, void *);
 	void *on_quarantine_arg;
 	char path[PATH_MAX];
@@ -66,7 +69,7 @@ int mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
     uint64_t seq, unsigned n);
 int mq_move_to_dead(struct mq_queue *q, int fromfd, const char *from,
     uint64_t seq, unsigned n, const char *reason);
-int mq_quarantine(struct mq_queue *q, int fromfd, const char *from);
+int mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err);
 int mq_token(char *buf, size_t size, int keep_lock);
 
 /* io.c */
@@ -83,10 +86,37 @@ int mq_seq_reserve(struct mq_queue *q, unsigned count, uint64_t *first);
 int mq_seq_create(struct mq_queue *q);
 
 /* format.c */
-int mq_header_format(char *buf, size_t size, const char *id, int64_t ns,
-    off_t *size_at);
-int mq_header_set_size(int fd, off_t at, off_t body_size);
+#define MQ_TRAILER_LEN 94	/* "sig: " base64(64 bytes) "\n" */
+struct mq_header_fields {
+	const char *id;
+	int64_t ns;
+	const char *queue;
+	int compressed;
+	int sealed;
+	const char *sealed_to, *seal_key, *seal_header;	/* base64 */
+	const char *signer;				/* base64, or NULL */
+	const char *const *headers;
+};
+int mq_header_build(char *buf, size_t size, const struct mq_header_fields *f,
+    off_t *size_at, off_t *raw_at);
+int mq_header_set_size(int fd, char *copy, off_t at, off_t value);
 int mq_header_parse(int fd, struct mq_msg *m, off_t file_size);
+int mq_header_get(const struct mq_msg *m, const char *key, char *buf,
+    size_t size);
+int mq_header_name_valid(const char *s, size_t len);
+int mq_header_value_valid(const char *s);
+
+/* decode.c */
+int mq_verify(struct mq_queue *q, const struct mq_msg *m);
+int mq_decode(struct mq_queue *q, const struct mq_msg *m, int out);
+int mq_sealed_for_us(struct mq_queue *q, const struct mq_msg *m);
+
+/* keys.c */
+int mq_sodium_init(void);
+int mq_b64_decode(const char *text, unsigned char *out, size_t len);
+int mq_trusted(const struct mq_queue *q, const unsigned char pk[32]);
+void mq_pubkey_text(const unsigned char pk[32], char *buf, size_t size);
+void mq_keys_free(struct mq_queue *q);
 
 /* config.c */
 int mq_config_write(struct mq_queue *q, const struct mq_config *c);

@@ -21,47 +21,151 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mq_impl.h"
+#include "codec.h"
 
 struct mq_draft {
 	struct mq_queue *q;
+	const struct mq_send_opts *opts;
 	int fd;
+	int started;
+	int closed;
 	int visible;
+	int compress;
 	uint64_t seq;
+	int64_t ns;
+	uint64_t max_size;
 	off_t size_at;
-	off_t body_size;
+	off_t raw_at;
+	size_t header_len;
+	unsigned char *probe;
+	size_t probe_len;
+	unsigned compress_min;
+	struct mq_encoder enc;
 	char id[MQ_ID_SIZE];
 	char tmp_name[MQ_NAME_MAX];
+	char header[MQ_HEADER_MAX];
 };
 
-struct mq_draft *
-mq_draft_new(struct mq_queue *q)
-{
-	char header[256];
-	struct mq_draft *d;
-	int tmpfd, len, saved;
-	int64_t now;
+#define PROBE_MAX 65536
 
-	if ((tmpfd = mq_dir(q, MQ_DIR_TMP)) == -1)
+static const char *
+queue_name(const struct mq_queue *q)
+{
+	const char *slash = strrchr(q->path, '/');
+
+	return slash != NULL && slash[1] != '\0' ? slash + 1 : q->path;
+}
+
+/* Write the header and set up the encoder, once it is known whether the
+ * body will be compressed. */
+static int
+start(struct mq_draft *d)
+{
+	const struct mq_send_opts *o = d->opts;
+	unsigned char key[32], sealed[32 + crypto_box_SEALBYTES], xpk[32];
+	unsigned char ss_header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
+	char to_b64[64], key_b64[160], hdr_b64[64], signer[64];
+	struct mq_header_fields f = { 0 };
+	int len, rc, sealing = o != NULL && o->seal_to != NULL;
+	int signing = o != NULL && o->sign != NULL;
+
+	if ((sealing || signing) && mq_sodium_init() == -1)
+		return -1;
+	if (sealing) {
+		crypto_secretstream_xchacha20poly1305_keygen(key);
+		if (crypto_sign_ed25519_pk_to_curve25519(xpk, o->seal_to->pk) != 0) {
+			errno = MQ_EBADKEY;
+			return -1;
+		}
+		crypto_box_seal(sealed, key, sizeof(key), xpk);
+		sodium_bin2base64(key_b64, sizeof(key_b64), sealed,
+		    sizeof(sealed), sodium_base64_VARIANT_ORIGINAL);
+		mq_pubkey_text(o->seal_to->pk, to_b64, sizeof(to_b64));
+	}
+	rc = mq_enc_start(&d->enc, d->fd, d->compress == MQ_COMPRESS_YES,
+	    sealing ? key : NULL, ss_header, signing);
+	if (sealing)
+		sodium_memzero(key, sizeof(key));
+	if (rc == -1)
+		return -1;
+	d->started = 1;
+	if (sealing)
+		sodium_bin2base64(hdr_b64, sizeof(hdr_b64), ss_header,
+		    sizeof(ss_header), sodium_base64_VARIANT_ORIGINAL);
+	if (signing)
+		mq_pubkey_text(o->sign->pk, signer, sizeof(signer));
+	f.id = d->id;
+	f.ns = d->ns;
+	f.queue = queue_name(d->q);
+	f.compressed = d->compress == MQ_COMPRESS_YES;
+	f.sealed = sealing;
+	f.sealed_to = to_b64;
+	f.seal_key = key_b64;
+	f.seal_header = hdr_b64;
+	f.signer = signing ? signer : NULL;
+	f.headers = o != NULL ? o->headers : NULL;
+	len = mq_header_build(d->header, sizeof(d->header), &f, &d->size_at,
+	    &d->raw_at);
+	if (len == -1)
+		return -1;
+	d->header_len = (size_t)len;
+	return mq_write_all(d->fd, d->header, d->header_len);
+}
+
+/* Auto compression: compress when the first 64 KiB shrink by a tenth. */
+static int
+decide(struct mq_draft *d)
+{
+	uLongf clen;
+	unsigned char *trial;
+	int worth = 0;
+
+	if (d->probe_len >= d->compress_min) {
+		clen = compressBound((uLong)d->probe_len);
+		if ((trial = malloc(clen)) == NULL)
+			return -1;
+		if (compress2(trial, &clen, d->probe, (uLong)d->probe_len,
+		    Z_DEFAULT_COMPRESSION) == Z_OK)
+			worth = clen < d->probe_len - d->probe_len / 10;
+		free(trial);
+	}
+	d->compress = worth ? MQ_COMPRESS_YES : MQ_COMPRESS_NO;
+	if (start(d) == -1 || mq_enc_write(&d->enc, d->probe, d->probe_len) == -1)
+		return -1;
+	free(d->probe);
+	d->probe = NULL;
+	return 0;
+}
+
+struct mq_draft *
+mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
+{
+	struct mq_config cfg;
+	struct mq_draft *d;
+	int tmpfd, saved;
+
+	if ((tmpfd = mq_dir(q, MQ_DIR_TMP)) == -1 || mq_config(q, &cfg) == -1)
 		return NULL;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
 	d->q = q;
+	d->opts = opts;
 	d->fd = -1;
+	d->max_size = cfg.max_size;
+	d->compress_min = cfg.compress_min;
+	d->compress = opts != NULL && opts->compress != MQ_COMPRESS_CONFIG ?
+	    opts->compress : cfg.compress;
 	if (mq_seq_reserve(q, 1, &d->seq) == -1)
 		goto fail;
 	mq_id_format(d->seq, d->id);
-	now = mq_now_ns();
+	d->ns = mq_now_ns();
 	snprintf(d->tmp_name, sizeof(d->tmp_name), "%ld.%" PRId64 ".%s",
-	    (long)getpid(), now, d->id);
+	    (long)getpid(), d->ns, d->id);
 	d->fd = openat(tmpfd, d->tmp_name, O_WRONLY | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, q->file_mode);
-	if (d->fd == -1)
+	if (d->fd == -1 || fchmod(d->fd, q->file_mode) == -1)
 		goto fail;
-	if ((len = mq_header_format(header, sizeof(header), d->id, now,
-	    &d->size_at)) == -1 ||
-	    fchmod(d->fd, q->file_mode) == -1 ||
-	    mq_write_all(d->fd, header, (size_t)len) == -1)
+	if (d->compress != MQ_COMPRESS_AUTO && start(d) == -1)
 		goto fail;
 	return d;
 fail:
@@ -74,10 +178,28 @@ fail:
 int
 mq_draft_write(struct mq_draft *d, const void *buf, size_t n)
 {
-	if (mq_write_all(d->fd, buf, n) == -1)
+	unsigned char *grown;
+	size_t cap;
+
+	if (d->max_size != 0 && (uint64_t)d->enc.raw + d->probe_len + n >
+	    d->max_size) {
+		errno = MQ_ETOOBIG;
 		return -1;
-	d->body_size += (off_t)n;
-	return 0;
+	}
+	if (d->started)
+		return mq_enc_write(&d->enc, buf, n);
+	if (d->probe_len + n < PROBE_MAX) {
+		cap = d->probe_len + n < 256 ? 256 : d->probe_len + n;
+		if ((grown = realloc(d->probe, cap)) == NULL)
+			return -1;
+		d->probe = grown;
+		memcpy(d->probe + d->probe_len, buf, n);
+		d->probe_len += n;
+		return 0;
+	}
+	if (decide(d) == -1)
+		return -1;
+	return mq_enc_write(&d->enc, buf, n);
 }
 
 int
@@ -106,6 +228,29 @@ mq_draft_id(const struct mq_draft *d)
 	return d->id;
 }
 
+int
+mq_draft_close(struct mq_draft *d)
+{
+	int rc;
+
+	if (d->closed)
+		return 0;
+	if (!d->started && decide(d) == -1)
+		return -1;
+	rc = mq_enc_finish(&d->enc);
+	if (rc == 0)
+		rc = mq_header_set_size(d->fd, d->header, d->size_at,
+		    d->enc.stored);
+	if (rc == 0 && d->raw_at != 0)
+		rc = mq_header_set_size(d->fd, d->header, d->raw_at, d->enc.raw);
+	if (rc == 0 && d->enc.sign)
+		rc = mq_enc_sign(&d->enc, d->header, d->header_len,
+		    d->opts->sign);
+	mq_enc_free(&d->enc);
+	d->closed = rc == 0;
+	return rc;
+}
+
 void
 mq_draft_free(struct mq_draft *d)
 {
@@ -117,6 +262,8 @@ mq_draft_free(struct mq_draft *d)
 		close(d->fd);
 	if (!d->visible && d->tmp_name[0] != '\0')
 		unlinkat(mq_dir(d->q, MQ_DIR_TMP), d->tmp_name, 0);
+	mq_enc_free(&d->enc);
+	free(d->probe);
 	free(d);
 	errno = saved;
 }
@@ -170,8 +317,7 @@ mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 		return 0;
 	tmpfd = mq_dir(q, MQ_DIR_TMP);
 	for (i = 0; i < n; i++) {
-		if (mq_header_set_size(d[i]->fd, d[i]->size_at,
-		    d[i]->body_size) == -1)
+		if (mq_draft_close(d[i]) == -1)
 			goto abort_rest;
 		if (n > 1)
 			sync_file_range(d[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);

@@ -1,5 +1,6 @@
 # Shared by every bats file: a fresh queue root per test, the freshly built
 # programs first on PATH, and waiting for conditions instead of sleeping.
+bats_require_minimum_version 1.5.0
 bats_load_library bats-support
 bats_load_library bats-assert
 
@@ -32,3 +33,101 @@ count_in() {
 }
 
 ready_count() { count_in "${1:-$Q}" new; }
+
+# Milliseconds since the epoch, for measuring how long something took.
+now_ms() { date +%s%3N; }
+
+# The id mq-send printed for the only message of a run, checked for form.
+is_id() { [[ $1 =~ ^[0-9a-f]{16}$ ]]; }
+
+# Names (not paths) of the files in a state folder, sorted.
+names_in() {
+	find "${2:-$Q}/$1" -mindepth 1 \( -type f -o -type l -o -type p \) \
+	    -printf '%f\n' | sort
+}
+
+# The path of ready message ID (any attempt count) in queue $2.
+ready_file() {
+	find "${2:-$Q}/new" -name "$1.*" -print -quit
+}
+
+# The bucket directory in new/ that holds ready message ID.
+bucket_of() {
+	dirname "$(ready_file "$@")"
+}
+
+# Everything about a queue that an operation must not change: every
+# path with its type, size and modes, sorted.
+snapshot() {
+	find "${1:-$Q}" -printf '%P %y %s %m %g\n' | sort
+}
+
+# Nanoseconds left until the lease of receipt $1 in queue $2 ends.
+lease_deadline() {
+	local f
+	f=$(find "${2:-$Q}/cur" -name "$1.*" -printf '%f\n' -quit)
+	[ -n "$f" ] || return 1
+	echo "${f##*.}"
+}
+
+now_ns() { date +%s%N; }
+
+# after_ns NS: true once the clock has passed NS.
+after_ns() { [ "$(now_ns)" -gt "$1" ]; }
+
+# Background jobs.  bg_start NAME COMMAND... runs COMMAND with its stdout
+# and stderr in $BATS_TEST_TMPDIR/NAME.out and NAME.err, its pid in
+# NAME.pid, and, once it exits, its status in NAME.rc.  File descriptor 3
+# is closed so that bats does not wait for the job.  bg_cleanup (from
+# teardown) kills those of them still running, by pid.
+bg_start() {
+	local name=$1 d=$BATS_TEST_TMPDIR
+	shift
+	rm -f "$d/$name.rc" "$d/$name.pid"
+	(
+		"$@" >"$d/$name.out" 2>"$d/$name.err" &
+		echo $! >"$d/$name.pid.tmp"
+		mv "$d/$name.pid.tmp" "$d/$name.pid"
+		wait $!
+		echo $? >"$d/$name.rc.tmp"
+		mv "$d/$name.rc.tmp" "$d/$name.rc"
+	) 3>&- &
+	echo "$name" >>"$d/bg.jobs"
+	wait_for 10 test -f "$d/$name.pid"
+}
+
+bg_pid() { cat "$BATS_TEST_TMPDIR/$1.pid"; }
+bg_done() { [ -f "$BATS_TEST_TMPDIR/$1.rc" ]; }
+bg_rc() { cat "$BATS_TEST_TMPDIR/$1.rc"; }
+bg_out() { cat "$BATS_TEST_TMPDIR/$1.out"; }
+bg_err() { cat "$BATS_TEST_TMPDIR/$1.err"; }
+
+# bg_wait SECONDS NAME: wait for a job to finish, at most SECONDS.
+bg_wait() { wait_for "$1" bg_done "$2"; }
+
+# Remember a pid started indirectly (a handler) so bg_cleanup kills it.
+bg_adopt() { echo "pid:$1" >>"$BATS_TEST_TMPDIR/bg.jobs"; }
+
+bg_cleanup() {
+	local d=$BATS_TEST_TMPDIR job pid
+	[ -f "$d/bg.jobs" ] || return 0
+	while read -r job; do
+		case $job in
+		pid:*) pid=${job#pid:} ;;
+		*) bg_done "$job" && continue
+		   pid=$(cat "$d/$job.pid" 2>/dev/null) ;;
+		esac
+		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	done <"$d/bg.jobs"
+	rm -f "$d/bg.jobs"
+	return 0
+}
+
+# True when process PID is asleep waiting in poll(2), as mq-recv -w is
+# once it has looked for work and found none.
+is_polling() {
+	local wchan state
+	wchan=$(cat "/proc/$1/wchan" 2>/dev/null) || return 1
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)
+	[ "$state" = S ] && [[ $wchan == *poll* ]]
+}

@@ -1,0 +1,254 @@
+#!/usr/bin/env bats
+load helpers/common
+
+setup() { setup_mq; }
+
+# pop_cmp EXPECTED_FILE: the oldest message's body is byte for byte the
+# file's content.
+pop_cmp() {
+	mq-recv -o "$BATS_TEST_TMPDIR/popped" "$Q"
+	cmp "$1" "$BATS_TEST_TMPDIR/popped"
+}
+
+@test "mq-send: stdin is one message and its id is printed" {
+	run --separate-stderr mq-send "$Q" <<<'{"order":42}'
+	assert_success
+	assert is_id "$output"
+	assert_equal "$stderr" ""
+	assert_equal "$(names_in new)" "$output.0"
+	run mq-recv "$Q"
+	assert_output '{"order":42}'
+}
+
+@test "mq-send: the message lands in new/, nothing is left in tmp/" {
+	id=$(printf 'body' | mq-send "$Q")
+	f=$(ready_file "$id")
+	assert_equal "$f" "$(bucket_of "$id")/$id.0"
+	assert_equal "$(dirname "$(dirname "$f")")" "$Q/new"
+	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
+	assert_equal "$(find "$Q/cur" "$Q/delay" "$Q/dead" -mindepth 1 | wc -l)" 0
+	# The body is the file's tail, after the header (mq-queue(5)).
+	assert_equal "$(tail -c 4 "$f")" body
+	run head -n 1 "$f"
+	assert_output "mq/1"
+}
+
+@test "mq-send: each FILE is one message, in order" {
+	printf 'one\n' >"$BATS_TEST_TMPDIR/1"
+	printf 'two\nlines\n' >"$BATS_TEST_TMPDIR/2"
+	run --separate-stderr mq-send "$Q" "$BATS_TEST_TMPDIR/1" "$BATS_TEST_TMPDIR/2"
+	assert_success
+	assert_equal "${#lines[@]}" 2
+	assert is_id "${lines[0]}"
+	assert [ "${lines[1]}" \> "${lines[0]}" ]
+	pop_cmp "$BATS_TEST_TMPDIR/1"
+	pop_cmp "$BATS_TEST_TMPDIR/2"
+	run mq-recv "$Q"
+	assert_failure 1
+}
+
+@test "mq-send: - among the FILEs is standard input" {
+	printf 'a' >"$BATS_TEST_TMPDIR/a"
+	printf 'b' >"$BATS_TEST_TMPDIR/b"
+	run mq-send "$Q" "$BATS_TEST_TMPDIR/a" - "$BATS_TEST_TMPDIR/b" <<<'from stdin'
+	assert_success
+	assert_equal "${#lines[@]}" 3
+	run mq-recv "$Q"
+	assert_output a
+	run mq-recv "$Q"
+	assert_output 'from stdin'
+	run mq-recv "$Q"
+	assert_output b
+}
+
+@test "mq-send: -l makes each line a message, without its newline" {
+	run mq-send -l "$Q" < <(printf 'alpha\nbeta\n\ngamma')
+	assert_success
+	assert_equal "${#lines[@]}" 4
+	for want in alpha beta '' gamma; do
+		mq-recv -o "$BATS_TEST_TMPDIR/m" "$Q"
+		printf '%s' "$want" >"$BATS_TEST_TMPDIR/want"
+		cmp "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/m"
+	done
+	run mq-recv "$Q"
+	assert_failure 1
+}
+
+@test "mq-send: -l with input ending in a newline adds no empty message" {
+	run mq-send -q -l "$Q" < <(printf 'x\ny\n')
+	assert_success
+	assert_equal "$(ready_count)" 2
+}
+
+@test "mq-send: -0 makes each NUL-terminated record a message, without the NUL" {
+	run mq-send -0 "$Q" < <(printf 'first\0sec\nond\0\0last')
+	assert_success
+	assert_equal "${#lines[@]}" 4
+	i=0
+	for want in 'first' $'sec\nond' '' 'last'; do
+		mq-recv -o "$BATS_TEST_TMPDIR/m" "$Q"
+		printf '%s' "$want" >"$BATS_TEST_TMPDIR/want"
+		cmp "$BATS_TEST_TMPDIR/want" "$BATS_TEST_TMPDIR/m"
+		i=$((i + 1))
+	done
+	assert_equal "$i" 4
+	run mq-recv "$Q"
+	assert_failure 1
+}
+
+@test "mq-send: -l and -0 read FILE operands too" {
+	printf '1\n2\n' >"$BATS_TEST_TMPDIR/f"
+	run mq-send -l "$Q" "$BATS_TEST_TMPDIR/f"
+	assert_equal "${#lines[@]}" 2
+	run mq-recv "$Q"
+	assert_output 1
+	run mq-recv "$Q"
+	assert_output 2
+}
+
+@test "mq-send: many lines go out in order with one id each" {
+	seq 1 600 >"$BATS_TEST_TMPDIR/in"
+	mq-send -l "$Q" <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/ids"
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/ids")" 600
+	assert_equal "$(sort -u "$BATS_TEST_TMPDIR/ids")" "$(cat "$BATS_TEST_TMPDIR/ids")"
+	for i in 1 2 3; do
+		run mq-recv "$Q"
+		assert_output "$i"
+	done
+}
+
+@test "mq-send: -q prints nothing and still sends" {
+	run --separate-stderr mq-send -q "$Q" <<<'quiet'
+	assert_success
+	assert_output ""
+	assert_equal "$stderr" ""
+	assert_equal "$(ready_count)" 1
+	run mq-send -q -l "$Q" < <(printf 'a\nb\n')
+	assert_output ""
+	assert_equal "$(ready_count)" 3
+}
+
+@test "mq-send: a body with NUL bytes round-trips byte for byte" {
+	b="$BATS_TEST_TMPDIR/bin"
+	{ printf '\0\0\n\0\377\r\n'; head -c 200000 /dev/urandom; printf '\0'; } >"$b"
+	mq-send -q "$Q" "$b"
+	pop_cmp "$b"
+}
+
+@test "mq-send: an empty message is a message" {
+	run mq-send "$Q" </dev/null
+	assert_success
+	assert is_id "$output"
+	run --separate-stderr mq-recv -o "$BATS_TEST_TMPDIR/m" "$Q"
+	assert_success
+	assert [ -f "$BATS_TEST_TMPDIR/m" ]
+	assert [ ! -s "$BATS_TEST_TMPDIR/m" ]
+	run mq-recv "$Q"
+	assert_failure 1
+}
+
+@test "mq-send: ids increase from one send to the next" {
+	prev=""
+	for i in 1 2 3 4 5 6; do
+		id=$(echo "$i" | mq-send "$Q")
+		assert is_id "$id"
+		[ -z "$prev" ] || assert [ "$id" \> "$prev" ]
+		prev=$id
+	done
+}
+
+@test "mq-send: a missing queue exits 66 and names it" {
+	run --separate-stderr mq-send "$BATS_TEST_TMPDIR/nope" <<<'x'
+	assert_failure 66
+	assert_output ""
+	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR/nope: No such file or directory"
+	assert [ ! -e "$BATS_TEST_TMPDIR/nope" ]
+}
+
+@test "mq-send: a missing bare-named queue exits 66" {
+	run --separate-stderr mq-send nope <<<'x'
+	assert_failure 66
+	assert_equal "$stderr" "mq-send: nope: No such file or directory"
+}
+
+@test "mq-send: a directory that is not a queue exits 66" {
+	mkdir "$BATS_TEST_TMPDIR/plain"
+	run --separate-stderr mq-send "$BATS_TEST_TMPDIR/plain" <<<'x'
+	assert_failure 66
+	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR/plain: Not a queue (run mq-init)"
+	assert_equal "$(find "$BATS_TEST_TMPDIR/plain" -mindepth 1 | wc -l)" 0
+}
+
+@test "mq-send: a missing input file exits 66, naming the file, and sends nothing" {
+	run --separate-stderr mq-send "$Q" "$BATS_TEST_TMPDIR/missing"
+	assert_failure 66
+	assert_output ""
+	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR/missing: No such file or directory"
+	assert_equal "$(ready_count)" 0
+	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
+}
+
+@test "mq-send: a missing file among others: the others are sent, exit 66" {
+	printf 'a' >"$BATS_TEST_TMPDIR/a"
+	printf 'b' >"$BATS_TEST_TMPDIR/b"
+	run --separate-stderr mq-send "$Q" "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/missing" "$BATS_TEST_TMPDIR/b"
+	assert_failure 66
+	assert_equal "${#lines[@]}" 2
+	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR/missing: No such file or directory"
+	run mq-recv "$Q"
+	assert_output a
+	run mq-recv "$Q"
+	assert_output b
+}
+
+@test "mq-send: a directory as FILE is refused and nothing is left behind" {
+	run --separate-stderr mq-send "$Q" "$BATS_TEST_TMPDIR"
+	assert_failure 66
+	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR: Is a directory"
+	assert_equal "$(ready_count)" 0
+	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
+}
+
+@test "mq-send: a 50 MB body streams in bounded memory and round-trips" {
+	[ -x /usr/bin/time ] || skip "/usr/bin/time is not installed"
+	big="$BATS_TEST_TMPDIR/big"
+	head -c 50000000 /dev/urandom >"$big"
+	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss.send" mq-send -q "$Q" <"$big"
+	rss=$(tail -n 1 "$BATS_TEST_TMPDIR/rss.send")
+	# KiB.  The body is 48828 KiB; a sender that held it would exceed this.
+	assert [ "$rss" -lt 25000 ]
+	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss.recv" \
+	    mq-recv -o "$BATS_TEST_TMPDIR/out" "$Q"
+	rss=$(tail -n 1 "$BATS_TEST_TMPDIR/rss.recv")
+	assert [ "$rss" -lt 25000 ]
+	cmp "$big" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "mq-send: -l and -0 together, or no queue, is a usage error" {
+	usage="usage: mq-send [-q] [-l | -0] QUEUE [FILE...]"
+	run --separate-stderr mq-send -l -0 "$Q" </dev/null
+	assert_failure 64
+	assert_equal "$stderr" "$usage"
+	run --separate-stderr mq-send
+	assert_failure 64
+	assert_equal "$stderr" "$usage"
+	run --separate-stderr mq-send -x "$Q"
+	assert_failure 64
+	assert_equal "$stderr" "mq-send: invalid option -- 'x'"$'\n'"$usage"
+	assert_equal "$(ready_count)" 0
+}
+
+@test "mq-send: --help prints the usage on stdout and exits 0" {
+	run --separate-stderr mq-send --help
+	assert_success
+	assert_line --index 0 "usage: mq-send [-q] [-l | -0] QUEUE [FILE...]"
+	assert_output --partial "--lines"
+	assert_output --partial "--null"
+	assert_equal "$stderr" ""
+}
+
+@test "mq-send: --version prints the program and version" {
+	run --separate-stderr mq-send --version
+	assert_success
+	assert_output --regexp '^mq-send [0-9]+\.[0-9]+\.[0-9]+$'
+}

@@ -1,0 +1,560 @@
+#!/usr/bin/env bats
+# mq-watch: handlers and their outcomes, backoff, concurrency and order,
+# leases, timeouts, draining, signals, streaming, event-driven waiting,
+# logging and systemd integration.  Long-running programs go through bg
+# (helpers/watch.bash) so that teardown kills them whatever happens.
+bats_require_minimum_version 1.5.0
+load helpers/common
+load helpers/watch
+
+setup() { setup_watch; }
+teardown() { teardown_watch; }
+
+# An ISO 8601 UTC time, as mq-watch starts its log lines off systemd.
+STAMP='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
+USAGE='usage: mq-watch [-j N] [--drain] [--timeout DUR] [-0] QUEUE [-- COMMAND [ARG...]]'
+
+# --- handler outcomes -------------------------------------------------
+
+@test "mq-watch: a handler exiting 0 gets the body and MQ_* environment, and acks" {
+	handler h <<'EOF'
+printf 'queue=%s id=%s receipt=%s attempt=%s\n' \
+    "$MQ_QUEUE" "$MQ_ID" "$MQ_RECEIPT" "$MQ_ATTEMPT" >"$T/env.$MQ_ID"
+cat >"$T/body.$MQ_ID"
+EOF
+	id=$(printf 'hello\nworld' | mq-send "$Q")
+	run -0 --separate-stderr timeout 20 mq-watch --drain "$Q" -- "$T/h"
+	assert_output ''
+	# One log line per message: time, program, queue, id, attempt,
+	# outcome, duration.
+	assert_equal "${#stderr_lines[@]}" 1
+	assert_regex "${stderr_lines[0]}" \
+	    "^$STAMP mq-watch: $Q: $id attempt 1: ok \\([0-9]+\\.[0-9]{3}s\\)\$"
+	run cat "$T/env.$id"
+	assert_output --regexp "^queue=$Q id=$id receipt=$id\\.1\\.[^ ]+ attempt=1\$"
+	printf 'hello\nworld' | cmp - "$T/body.$id"
+	empty_queue
+}
+
+@test "mq-watch: a failing handler's message is delayed by the backoff; the messages behind it still go through" {
+	mq-init --backoff 1m "$Q"
+	handler h <<'EOF'
+body=$(cat)
+echo "$body" >>"$T/seen"
+[ "$body" != poison ]
+EOF
+	poison=$(echo poison | mq-send "$Q")
+	good=$(echo good | mq-send "$Q")
+	t0=$(clock_ms)
+	run -0 --separate-stderr timeout 20 mq-watch --drain "$Q" -- "$T/h"
+	t1=$(clock_ms)
+	run cat "$T/seen"
+	assert_output $'poison\ngood'
+	assert_regex "$stderr" "$poison attempt 1: exit 1, retry in 60s \\("
+	assert_regex "$stderr" "$good attempt 1: ok \\("
+	# Failed once (attempt counted), due a minute after the failure.
+	run files delay
+	assert_output --regexp "^[0-9]{19}\\.$poison\\.1\$"
+	due_ms=$(( 10#${output%%.*} / 1000000 ))
+	[ "$due_ms" -ge $((t0 + 60000)) ] && [ "$due_ms" -le $((t1 + 60000)) ]
+	assert_equal "$(count_in "$Q" new)" 0
+	assert_equal "$(count_in "$Q" cur)" 0
+	assert_equal "$(count_in "$Q" dead)" 0
+}
+
+@test "mq-watch: exit 100 dead-letters the message at once" {
+	mq-init --max-attempts 5 "$Q"
+	handler h <<'EOF'
+echo "$MQ_ATTEMPT" >>"$T/attempts"
+exit 100
+EOF
+	id=$(echo bad | mq-send "$Q")
+	run -0 --separate-stderr timeout 20 mq-watch --drain "$Q" -- "$T/h"
+	assert_regex "$stderr" "$id attempt 1: exit 100, dead \\("
+	run cat "$T/attempts"
+	assert_output 1
+	run files dead
+	assert_output "$id.1.failed"
+	assert_equal "$(count_in "$Q" new)" 0
+	assert_equal "$(count_in "$Q" cur)" 0
+	assert_equal "$(count_in "$Q" delay)" 0
+}
+
+@test "mq-watch: a message failing max-attempts times goes to dead/" {
+	# A zero backoff makes each retry ready at once, so --drain sees
+	# every attempt.
+	mq-init --max-attempts 3 --backoff 0 "$Q"
+	handler h <<'EOF'
+echo "$MQ_ATTEMPT" >>"$T/attempts"
+exit 1
+EOF
+	id=$(echo flaky | mq-send "$Q")
+	run -0 --separate-stderr timeout 20 mq-watch --drain "$Q" -- "$T/h"
+	run cat "$T/attempts"
+	assert_output $'1\n2\n3'
+	assert_regex "$stderr" "$id attempt 3: exit 1, dead \\("
+	run files dead
+	assert_output "$id.3.attempts"
+	assert_equal "$(count_in "$Q" new)" 0
+	assert_equal "$(count_in "$Q" cur)" 0
+	assert_equal "$(count_in "$Q" delay)" 0
+}
+
+@test "mq-watch: the retry delay doubles with each attempt" {
+	mq-init --backoff 1 --max-attempts 5 "$Q"
+	handler h <<'EOF'
+us=${EPOCHREALTIME/./}
+echo $((us / 1000)) >"$T/fail.$MQ_ATTEMPT"
+exit 1
+EOF
+	id=$(echo again | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	wait_for 5 compgen -G "$Q/delay/*.$id.1"
+	d1=$(files delay)
+	wait_for 8 compgen -G "$Q/delay/*.$id.2"
+	d2=$(files delay)
+	due1=$(( 10#${d1%%.*} / 1000000 ))
+	due2=$(( 10#${d2%%.*} / 1000000 ))
+	fail1=$(cat "$T/fail.1")
+	fail2=$(cat "$T/fail.2")
+	# Attempt 1 is retried 1 s after it failed, attempt 2 after 2 s;
+	# the retry does not run before it is due.
+	b1=$((due1 - fail1)) b2=$((due2 - fail2))
+	echo "backoff 1: ${b1}ms, backoff 2: ${b2}ms" >&3
+	[ "$b1" -ge 990 ] && [ "$b1" -le 1600 ]
+	[ "$b2" -ge 1990 ] && [ "$b2" -le 2600 ]
+	[ "$fail2" -ge $((due1 - 10)) ]
+	log_has "$id attempt 1: exit 1, retry in 1s "
+	log_has "$id attempt 2: exit 1, retry in 2s "
+}
+
+# --- concurrency and order ---------------------------------------------
+
+@test "mq-watch: -j 3 runs three handlers at once" {
+	# Each handler waits until all three have started: run one at a time
+	# they would each give up after 8 s and fail.
+	mkdir "$T/started" "$T/running"
+	handler h <<'EOF'
+touch "$T/started/$MQ_ID" "$T/running/$MQ_ID"
+ls "$T/running" | wc -l >>"$T/concurrency"
+end=$((SECONDS + 8))
+until [ "$(ls "$T/started" | wc -l)" -ge 3 ]; do
+	[ "$SECONDS" -lt "$end" ] || { rm "$T/running/$MQ_ID"; exit 1; }
+	sleep 0.05
+done
+rm "$T/running/$MQ_ID"
+EOF
+	for i in 1 2 3 4 5 6; do echo "m$i"; done | mq-send -l -q "$Q"
+	t0=$(clock_ms)
+	run -0 --separate-stderr timeout 30 mq-watch --drain -j 3 "$Q" -- "$T/h"
+	t1=$(clock_ms)
+	assert_equal "$(grep -c ': ok (' <<<"$stderr")" 6
+	refute_regex "$stderr" 'retry|dead'
+	[ $((t1 - t0)) -lt 6000 ]
+	# Never more than three at once.
+	[ "$(sort -n "$T/concurrency" | tail -1)" -le 3 ]
+	empty_queue
+}
+
+@test "mq-watch: -j 1 handles messages in FIFO order" {
+	handler h <<'EOF'
+{ cat; echo; } >>"$T/order"
+EOF
+	seq 1 30 | mq-send -l -q "$Q"
+	run -0 --separate-stderr timeout 30 mq-watch --drain -j 1 "$Q" -- "$T/h"
+	seq 1 30 | cmp - "$T/order"
+	empty_queue
+}
+
+# --- leases, timeouts, draining ------------------------------------------
+
+@test "mq-watch: a handler outliving the lease keeps its message and runs once" {
+	mq-init --lease 1 "$Q"
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+echo "$MQ_ID $MQ_ATTEMPT" >>"$T/runs"
+sleep 4
+EOF
+	id=$(echo slow | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	wait_for 5 test -s "$T/runs"
+	# Another consumer waiting three times the lease gets nothing.
+	run -1 mq-recv -t 3 "$Q"
+	# Still held, under a lease that was renewed into the future.
+	run files cur
+	assert_output --regexp "^$id\\.1\\.[^.]+\\.[0-9]{19}\$"
+	deadline_ms=$(( 10#${output##*.} / 1000000 ))
+	[ "$deadline_ms" -gt "$(clock_ms)" ]
+	assert_equal "$(count_in "$Q" new)" 0
+	wait_for 8 log_has "$id attempt 1: ok \\("
+	run cat "$T/runs"
+	assert_output "$id 1"
+	refute log_has 'Stale|lease:'
+	empty_queue
+}
+
+@test "mq-watch: --timeout kills a slow handler and counts a failed attempt" {
+	id=$(echo stuck | mq-send "$Q")
+	t0=$(clock_ms)
+	run -0 --separate-stderr timeout 20 mq-watch --drain --timeout 1 "$Q" -- sleep 60
+	t1=$(clock_ms)
+	[ $((t1 - t0)) -ge 900 ] && [ $((t1 - t0)) -lt 5000 ]
+	assert_regex "$stderr" "$id attempt 1: timed out, killed by signal 15, retry in 1s \\("
+	run files delay
+	assert_output --regexp "^[0-9]{19}\\.$id\\.1\$"
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
+@test "mq-watch: --drain handles the ready backlog and what arrives meanwhile, then exits 0" {
+	handler h <<'EOF'
+body=$(cat)
+echo "$body" >>"$T/seen"
+case $body in
+first) echo late | mq-send -q "$MQ_QUEUE" ;;
+fail) exit 1 ;;
+esac
+exit 0
+EOF
+	leased=$(echo leased | mq-send "$Q")
+	for b in first fail second; do echo "$b"; done | mq-send -l -q "$Q"
+	# (Only the lease matters here, not mq-recv's status.)
+	run --separate-stderr mq-recv -L 1h "$Q"
+	assert_output leased
+	assert_equal "$(count_in "$Q" cur)" 1
+	run -0 --separate-stderr timeout 20 mq-watch --drain "$Q" -- "$T/h"
+	run cat "$T/seen"
+	assert_output $'first\nfail\nsecond\nlate'
+	# The failed message waits out its backoff, the leased one stays
+	# with its holder: neither holds up the exit.
+	assert_equal "$(count_in "$Q" new)" 0
+	assert_equal "$(count_in "$Q" delay)" 1
+	run files cur
+	assert_output --regexp "^$leased\\.1\\."
+	# An empty queue drains at once.
+	rm -rf "$Q/delay"/* "$Q/cur"/*
+	run -0 timeout 5 mq-watch --drain "$Q" -- "$T/h"
+}
+
+# --- signals ---------------------------------------------------------------
+
+# A handler that holds its message until $T/go exists (at most 20 s).
+gated_handler() {
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+echo "$MQ_ID" >>"$T/started"
+end=$((SECONDS + 20))
+until [ -e "$T/go" ]; do
+	[ "$SECONDS" -lt "$end" ] || exit 1
+	sleep 0.05
+done
+echo "$MQ_ID" >>"$T/done"
+EOF
+}
+
+@test "mq-watch: SIGTERM lets the running handler finish, acks it, claims nothing more, exits 0" {
+	gated_handler
+	id=$(echo inflight | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -s "$T/started"
+	kill -TERM "$pid"
+	wait_for 5 log_has 'signal 15'
+	! gone "$pid"
+	later=$(echo later | mq-send "$Q")
+	touch "$T/go"
+	wait_exit 10 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	run cat "$T/done"
+	assert_output "$id"
+	log_has "$id attempt 1: ok \\("
+	# The message sent after the signal is still ready, untouched.
+	run files new
+	assert_output "$later.0"
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
+@test "mq-watch: a second signal kills the handler and puts its message back uncounted" {
+	gated_handler
+	id=$(echo inflight | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -s "$T/started"
+	kill -TERM "$pid"
+	wait_for 5 log_has 'signal 15'
+	kill -TERM "$pid"
+	wait_exit 10 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	[ ! -e "$T/done" ]
+	log_has "$id attempt 1: killed on shutdown, released"
+	run files new
+	assert_output "$id.0"
+	assert_equal "$(count_in "$Q" cur)" 0
+	assert_equal "$(count_in "$Q" delay)" 0
+}
+
+@test "mq-watch: SIGINT stops an idle watcher with status 0" {
+	bg watch mq-watch "$Q" -- true
+	pid=$BG_PID
+	wait_for 5 watching "$pid"
+	kill -INT "$pid"
+	wait_exit 5 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+}
+
+# --- other consumers ---------------------------------------------------------
+
+@test "mq-watch: a second consumer never receives a message the watcher holds" {
+	mq-init --lease 1 "$Q"
+	gated_handler
+	handler other <<'EOF'
+echo "$MQ_ID" >>"$T/other.runs"
+EOF
+	id=$(echo held | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	wait_for 5 test -s "$T/started"
+	bg watch2 mq-watch "$Q" -- "$T/other"
+	pid2=$BG_PID
+	wait_for 5 watching "$pid2"
+	run -1 mq-recv "$Q"
+	run -1 mq-recv -L 10 "$Q"
+	# Longer than the lease, and the second watcher is waiting too.
+	run -1 mq-recv -t 2 "$Q"
+	touch "$T/go"
+	wait_for 5 log_has "$id attempt 1: ok \\("
+	! gone "$pid2"
+	[ ! -e "$T/other.runs" ]
+	run cat "$T/started"
+	assert_output "$id"
+	empty_queue
+}
+
+@test "mq-watch: a watcher killed with -9 gives its message back at once, lease or not" {
+	mq-init --lease 1h "$Q"
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+touch "$T/started"
+exec sleep 30
+EOF
+	id=$(echo orphaned | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -e "$T/started"
+	kill -KILL "$pid"
+	wait_exit 5 "$pid"
+	# The handler is a process of its own and may still run; the
+	# claim's lock died with the watcher, so the next consumer takes
+	# the message now, not in an hour.
+	t0=$(clock_ms)
+	run -0 --separate-stderr timeout 10 mq-watch --drain "$Q" -- \
+	    sh -c 'printf "%s attempt %s" "$(cat)" "$MQ_ATTEMPT"'
+	t1=$(clock_ms)
+	assert_output "orphaned attempt 2"
+	[ $((t1 - t0)) -lt 2000 ]
+	empty_queue
+}
+
+@test "mq-watch: an idle watcher takes back the expired lease of a dead consumer" {
+	handler h <<'EOF'
+us=${EPOCHREALTIME/./}
+echo "$MQ_ID $MQ_ATTEMPT $((us / 1000))" >"$T/runs"
+EOF
+	id=$(echo abandoned | mq-send "$Q")
+	t0=$(clock_ms)
+	# (Only the lease matters here, not mq-recv's status.)
+	run --separate-stderr mq-recv -L 2 "$Q"
+	assert_output abandoned
+	assert_equal "$(count_in "$Q" cur)" 1
+	bg watch mq-watch "$Q" -- "$T/h"
+	wait_for 8 test -s "$T/runs"
+	read -r rid attempt t1 <"$T/runs"
+	assert_equal "$rid" "$id"
+	assert_equal "$attempt" 2
+	[ $((t1 - t0)) -ge 1900 ] && [ $((t1 - t0)) -lt 4000 ]
+}
+
+# --- standard output mode ------------------------------------------------------
+
+@test "mq-watch: without a command, bodies stream to stdout one a line and are acked" {
+	printf 'one\ntwo words\nthree\n' | mq-send -l -q "$Q"
+	timeout 20 mq-watch --drain "$Q" >"$T/out"
+	printf 'one\ntwo words\nthree\n' | cmp - "$T/out"
+	empty_queue
+	# A running watcher streams what arrives later.
+	bg watch mq-watch "$Q"
+	wait_for 5 watching "$BG_PID"
+	echo later | mq-send -q "$Q"
+	wait_for 5 grep -qx later "$T/watch.out"
+	wait_for 5 empty_queue
+}
+
+@test "mq-watch: -0 ends each streamed body with a NUL" {
+	printf 'a\nb' >"$T/m1"
+	printf 'c' >"$T/m2"
+	mq-send -q "$Q" "$T/m1" "$T/m2"
+	timeout 20 mq-watch --drain -0 "$Q" >"$T/out"
+	printf 'a\nb\0c\0' | cmp - "$T/out"
+	empty_queue
+}
+
+# --- event-driven waiting ----------------------------------------------------
+
+@test "mq-watch: mq-recv -t 10 returns a message sent while it waits, promptly" {
+	bg recv mq-recv -t 10 "$Q"
+	pid=$BG_PID
+	wait_for 5 watching "$pid"
+	t0=$(clock_ms)
+	echo prompt | mq-send -q "$Q"
+	wait_exit 10 "$pid"
+	t1=$(clock_ms)
+	echo "send to mq-recv return: $((t1 - t0))ms" >&3
+	run cat "$T/recv.err"
+	assert_output ''
+	run cat "$T/recv.out"
+	assert_output prompt
+	assert_equal "$EXIT_STATUS" 0
+	[ $((t1 - t0)) -lt 1000 ]
+}
+
+@test "mq-watch: mq-recv -t wakes for an expired lease without a new send" {
+	echo lapsed | mq-send -q "$Q"
+	run --separate-stderr mq-recv -L 1 "$Q"
+	assert_output lapsed
+	assert_equal "$(count_in "$Q" cur)" 1
+	t0=$(clock_ms)
+	run --separate-stderr timeout 10 mq-recv -t 5 "$Q"
+	t1=$(clock_ms)
+	assert_output lapsed
+	assert_equal "$stderr" ''
+	assert_equal "$status" 0
+	[ $((t1 - t0)) -lt 2500 ]
+}
+
+@test "mq-watch: a message sent to an idle watcher starts its handler promptly" {
+	handler h <<'EOF'
+us=${EPOCHREALTIME/./}
+echo $((us / 1000)) >"$T/start.$MQ_ID"
+EOF
+	bg watch mq-watch "$Q" -- "$T/h"
+	wait_for 5 watching "$BG_PID"
+	for i in 1 2 3; do
+		t0=$(clock_ms)
+		id=$(echo "m$i" | mq-send "$Q")
+		wait_for 5 test -s "$T/start.$id"
+		lat=$(( $(cat "$T/start.$id") - t0 ))
+		echo "send to handler start: ${lat}ms" >&3
+		[ "$lat" -lt 500 ]
+		wait_for 5 log_has "$id attempt 1: ok"
+		wait_for 5 watching "$BG_PID"
+	done
+}
+
+@test "mq-watch: an idle watcher uses almost no CPU" {
+	bg watch mq-watch "$Q" -- true
+	pid=$BG_PID
+	wait_for 5 watching "$pid"
+	c0=$(cpu_ticks "$pid")
+	sleep 3	# the measurement itself, not synchronisation
+	c1=$(cpu_ticks "$pid")
+	echo "idle CPU over 3 s: $((c1 - c0)) ticks" >&3
+	! gone "$pid"
+	[ $((c1 - c0)) -le 3 ]
+}
+
+# --- logging and systemd ---------------------------------------------------------
+
+@test "mq-watch: under journald (JOURNAL_STREAM) log lines carry a priority and no time" {
+	handler h <<'EOF'
+[ "$(cat)" = good ] || exit 100
+EOF
+	good=$(echo good | mq-send "$Q")
+	bad=$(echo bad | mq-send "$Q")
+	JOURNAL_STREAM=8:12345 run -0 --separate-stderr \
+	    timeout 20 mq-watch --drain "$Q" -- "$T/h"
+	assert_equal "${#stderr_lines[@]}" 2
+	assert_regex "${stderr_lines[0]}" "^<6>[^<]*$good attempt 1: ok \\([0-9.]+s\\)\$"
+	assert_regex "${stderr_lines[1]}" "^<[0-5]>[^<]*$bad attempt 1: exit 100, dead \\("
+	refute_regex "$stderr" "$STAMP"
+}
+
+@test "mq-watch: with NOTIFY_SOCKET it sends READY=1 once watching and STOPPING=1 on shutdown" {
+	command -v python3 >/dev/null || skip "python3 is not installed"
+	sock="$T/notify.sock"
+	[ "${#sock}" -lt 100 ] || sock="/tmp/mq-notify.$$.$RANDOM"
+	cat >"$T/listen.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+while True:
+    try:
+        d = s.recv(4096)
+    except socket.timeout:
+        break
+    print(d.decode(errors="replace"), flush=True)
+    if b"STOPPING=1" in d.split(b"\n"):
+        break
+EOF
+	bg notify python3 "$T/listen.py" "$sock"
+	wait_for 10 test -S "$sock"
+	handler h <<'EOF'
+touch "$T/handled"
+EOF
+	NOTIFY_SOCKET=$sock bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 grep -qx READY=1 "$T/notify.out"
+	echo hi | mq-send -q "$Q"
+	wait_for 5 test -e "$T/handled"
+	kill -TERM "$pid"
+	wait_exit 5 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	wait_for 5 grep -qx STOPPING=1 "$T/notify.out"
+	run cat "$T/notify.out"
+	assert_output $'READY=1\nSTOPPING=1'
+	rm -f "$sock"
+}
+
+@test "mq-watch: contrib/systemd/mq-watch@.service passes systemd-analyze verify" {
+	unit="$top/contrib/systemd/mq-watch@.service"
+	[ -f "$unit" ] || skip "no $unit"
+	command -v systemd-analyze >/dev/null || skip "systemd-analyze is not installed"
+	# verify insists that ExecStart's program exists: point it at the
+	# build instead of the installed path.
+	bin=$(command -v mq-watch)
+	sed "s|/usr/local/bin/mq-watch|$bin|g" "$unit" >"$T/mq-watch@.service"
+	run -0 systemd-analyze verify --man=no "$T/mq-watch@.service"
+	assert_output ''
+	grep -qx 'Type=notify' "$unit"
+	grep -qx 'ProtectSystem=strict' "$unit"
+	grep -q '^ReadWritePaths=' "$unit"
+}
+
+# --- usage and missing queue ---------------------------------------------------
+
+@test "mq-watch: usage errors exit 64" {
+	run -64 --separate-stderr mq-watch
+	assert_equal "$stderr" "$USAGE"
+	run -64 --separate-stderr mq-watch "$Q" extra
+	assert_equal "$stderr" "$USAGE"
+	run -64 --separate-stderr mq-watch "$Q" --
+	assert_equal "$stderr" "$USAGE"
+	run -64 --separate-stderr mq-watch --bogus "$Q"
+	assert_equal "${stderr_lines[-1]}" "$USAGE"
+	run -64 --separate-stderr mq-watch -j 0 "$Q" -- true
+	assert_equal "$stderr" "mq-watch: -j: invalid count: 0"
+	run -64 --separate-stderr mq-watch -j x "$Q" -- true
+	assert_equal "$stderr" "mq-watch: -j: invalid count: x"
+	run -64 --separate-stderr mq-watch --timeout 0 "$Q" -- true
+	assert_equal "$stderr" "mq-watch: --timeout: must be at least 1s"
+	run -64 --separate-stderr mq-watch --timeout soon "$Q" -- true
+	assert_equal "$stderr" "mq-watch: --timeout: invalid duration: soon"
+}
+
+@test "mq-watch: a missing queue exits 66" {
+	run -66 --separate-stderr mq-watch "$T/nope" -- true
+	assert_equal "$stderr" "mq-watch: $T/nope: No such file or directory"
+	run -66 --separate-stderr mq-watch --drain "$T/nope"
+	assert_equal "$stderr" "mq-watch: $T/nope: No such file or directory"
+	mkdir "$T/plain"
+	run -66 --separate-stderr mq-watch "$T/plain" -- true
+	assert_equal "$stderr" "mq-watch: $T/plain: Not a queue (run mq-init)"
+}

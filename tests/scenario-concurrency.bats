@@ -1,0 +1,140 @@
+#!/usr/bin/env bats
+# Several producers and consumers on one queue at once.
+load helpers/common
+
+setup() { setup_mq; }
+teardown() { bg_cleanup; }
+
+PRODUCERS=4
+PER_PRODUCER=200
+
+# producer K: send "K I" for I = 1..PER_PRODUCER, one mq-send each.
+producer() {
+	local i
+	for i in $(seq 1 "$PER_PRODUCER"); do
+		printf '%s' "$1 $i" | mq-send -q "$Q" || echo "send $1 $i: $?" >>"$BATS_TEST_TMPDIR/errors"
+	done
+}
+
+# consumer: pop until the producers are done and the queue is empty,
+# one body per line; any status but 0 and 1 is an error.
+consumer() {
+	local rc
+	for (( ; ; )); do
+		mq-recv -t 1 "$Q" && { echo; continue; }
+		rc=$?
+		[ "$rc" -eq 1 ] || echo "recv: $rc" >>"$BATS_TEST_TMPDIR/errors"
+		[ -f "$BATS_TEST_TMPDIR/producers.done" ] &&
+		    [ "$(ready_count)" -eq 0 ] && return 0
+	done
+}
+
+expected() {
+	local k
+	for k in $(seq 1 "$PRODUCERS"); do
+		seq 1 "$PER_PRODUCER" | sed "s/^/$k /"
+	done | sort
+}
+
+# same_set FILE: FILE holds exactly the messages sent, each once.
+same_set() {
+	diff <(expected) <(sort "$1") | head -n 20
+	[ "$(sort "$1" | uniq -d | wc -l)" -eq 0 ] || { echo duplicates; return 1; }
+	cmp -s <(expected) <(sort "$1")
+}
+
+# in_order FILE: each producer's messages appear in FILE in the order
+# they were sent.
+in_order() {
+	awk '{ if ($2 <= last[$1]) { print "out of order: " $0; bad = 1 }
+	       last[$1] = $2 } END { exit bad }' "$1"
+}
+
+@test "scenario: concurrent producers, one consumer: every message once, each producer's order kept" {
+	for k in $(seq 1 "$PRODUCERS"); do
+		bg_start "p$k" producer "$k"
+	done
+	for k in $(seq 1 "$PRODUCERS"); do
+		bg_wait 60 "p$k"
+	done
+	assert [ ! -e "$BATS_TEST_TMPDIR/errors" ]
+	assert_equal "$(ready_count)" $((PRODUCERS * PER_PRODUCER))
+	touch "$BATS_TEST_TMPDIR/producers.done"
+	consumer >"$BATS_TEST_TMPDIR/got"
+	assert [ ! -e "$BATS_TEST_TMPDIR/errors" ]
+	run same_set "$BATS_TEST_TMPDIR/got"
+	assert_success
+	run in_order "$BATS_TEST_TMPDIR/got"
+	assert_success
+	assert_equal "$(find "$Q/cur" "$Q/tmp" "$Q/dead" "$Q/quarantine" -type f | wc -l)" 0
+}
+
+@test "scenario: concurrent producers and consumers: every message received exactly once" {
+	for k in $(seq 1 "$PRODUCERS"); do
+		bg_start "c$k" consumer
+	done
+	for k in $(seq 1 "$PRODUCERS"); do
+		bg_start "p$k" producer "$k"
+	done
+	for k in $(seq 1 "$PRODUCERS"); do
+		bg_wait 60 "p$k"
+	done
+	touch "$BATS_TEST_TMPDIR/producers.done"
+	for k in $(seq 1 "$PRODUCERS"); do
+		bg_wait 30 "c$k"
+		assert_equal "$(bg_rc "c$k")" 0
+	done
+	assert [ ! -e "$BATS_TEST_TMPDIR/errors" ]
+	for k in $(seq 1 "$PRODUCERS"); do
+		cat "$BATS_TEST_TMPDIR/c$k.out"
+	done >"$BATS_TEST_TMPDIR/got"
+	run same_set "$BATS_TEST_TMPDIR/got"
+	assert_success
+	# One consumer sees each producer's messages in the order sent.
+	for k in $(seq 1 "$PRODUCERS"); do
+		run in_order "$BATS_TEST_TMPDIR/c$k.out"
+		assert_success
+	done
+	assert_equal "$(find "$Q/new" "$Q/cur" "$Q/tmp" "$Q/dead" -type f | wc -l)" 0
+}
+
+# leaser: claim with -L until nothing is left, printing receipts.
+leaser() {
+	while mq-recv -L 5m -o /dev/null "$Q"; do :; done
+}
+
+@test "scenario: concurrent leasing consumers never hold the same message" {
+	seq 1 300 | mq-send -q -l "$Q"
+	for k in 1 2 3 4; do
+		bg_start "l$k" leaser
+	done
+	for k in 1 2 3 4; do
+		bg_wait 60 "l$k"
+	done
+	cat "$BATS_TEST_TMPDIR"/l?.out >"$BATS_TEST_TMPDIR/receipts"
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/receipts")" 300
+	assert_equal "$(cut -d. -f1 "$BATS_TEST_TMPDIR/receipts" | sort -u | wc -l)" 300
+	assert_equal "$(count_in "$Q" cur)" 300
+	assert_equal "$(ready_count)" 0
+	run mq-ack "$Q" $(cat "$BATS_TEST_TMPDIR/receipts")
+	assert_success
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
+@test "scenario: concurrent exec consumers each handle a message once" {
+	mkdir "$BATS_TEST_TMPDIR/seen"
+	seq 1 100 | mq-send -q -l "$Q"
+	# mkdir is atomic: a second handler for one id fails loudly.
+	handler='mkdir "$SEEN/$MQ_ID" || exit 100; cat >"$SEEN/$MQ_ID/body"'
+	for k in 1 2 3 4; do
+		bg_start "x$k" env SEEN="$BATS_TEST_TMPDIR/seen" bash -c \
+		    'for ((;;)); do mq-recv "$1" -- sh -c "$2" || exit $?; done' _ "$Q" "$handler"
+	done
+	for k in 1 2 3 4; do
+		bg_wait 60 "x$k"
+		assert_equal "$(bg_rc "x$k")" 1
+	done
+	assert_equal "$(ls "$BATS_TEST_TMPDIR/seen" | wc -l)" 100
+	assert_equal "$(cat "$BATS_TEST_TMPDIR"/seen/*/body | sort -n)" "$(seq 1 100)"
+	assert_equal "$(find "$Q/new" "$Q/cur" "$Q/dead" -type f | wc -l)" 0
+}
