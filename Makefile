@@ -70,6 +70,15 @@ asan:
 lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN57)
 
+# Fuzz the parsers for FUZZ_TIME seconds (libFuzzer, ASan, UBSan).
+FUZZ_TIME ?= 60
+fuzz: deps
+	@mkdir -p build/fuzz build/fuzz-corpus
+	clang -g -O1 $(MQ_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-o build/fuzz/fuzz_parse fuzz/fuzz_parse.c $(LIBSRC) $(LDLIBS_DEPS)
+	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_TIME) -max_len=70000 \
+		-print_final_stats=1 build/fuzz-corpus fuzz/corpus
+
 demo: deps all
 	sh contrib/demo.sh
 
@@ -96,4 +105,4 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: all check deps asan lint demo install uninstall clean
+.PHONY: all check deps asan lint fuzz demo install uninstall clean

@@ -6,6 +6,8 @@
 #include <grp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "../lib/mq.h"
@@ -15,7 +17,9 @@ const char *cli_prog = "mq-init";
 
 static const char usage[] =
     "mq-init [-m MODE] [-g GROUP] [--lease DUR] [--max-attempts N]\n"
-    "               [--backoff DUR] QUEUE...";
+    "               [--backoff DUR] [--compress auto|no] [--max-size SIZE]\n"
+    "               [--require-signature] [--trusted-keys PATH] [--key KEY]\n"
+    "               QUEUE...";
 
 static const char help[] =
     "Create each QUEUE, or repair a missing part of an existing one.\n\n"
@@ -24,6 +28,11 @@ static const char help[] =
     "      --lease DUR       default lease of a claim (default 60s)\n"
     "      --max-attempts N  deliveries before a message is dead (default 5)\n"
     "      --backoff DUR     mq-watch base retry delay (default 1s)\n"
+    "      --compress auto|no  compress bodies that shrink (default no)\n"
+    "      --max-size SIZE   refuse larger bodies (k, M, G; 0: no limit)\n"
+    "      --require-signature  deliver only messages signed by a trusted key\n"
+    "      --trusted-keys PATH  a .pub file or a directory of them\n"
+    "      --key KEY         secret key that opens sealed bodies\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n\n"
     "DUR is seconds, or a number with s, m, h or d.  A bare QUEUE name\n"
@@ -38,12 +47,22 @@ main(int argc, char *argv[])
 		{ "lease", required_argument, NULL, 'L' },
 		{ "max-attempts", required_argument, NULL, 'A' },
 		{ "backoff", required_argument, NULL, 'B' },
+		{ "compress", required_argument, NULL, 'c' },
+		{ "max-size", required_argument, NULL, 's' },
+		{ "require-signature", no_argument, NULL, 'r' },
+		{ "trusted-keys", required_argument, NULL, 't' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct mq_init_opts o = { 0, (gid_t)-1, 0, 0, 0, 0 };
+	struct mq_init_opts o = { 0, (gid_t)-1, 0, 0, 0, 0, NULL };
 	struct group *gr;
+	static char setting[8][PATH_MAX + 32];
+	static const char *settings[9];
+	char abs[PATH_MAX];
+	const char *key = NULL;
+	int nset = 0;
 	char *end;
 	unsigned long v;
 	int c, i, status = 0;
@@ -95,6 +114,36 @@ main(int argc, char *argv[])
 			o.backoff_s = cli_duration("--backoff", optarg);
 			o.set_backoff = 1;
 			break;
+		case 'c':
+		case 's':
+		case 'r':
+		case 't':
+		case 'k':
+			key = c == 'c' ? "compress" : c == 's' ? "max-size" :
+			    c == 'r' ? "require-signature" :
+			    c == 't' ? "trusted-keys" : "key";
+			if ((c == 'c' && strcmp(optarg, "auto") != 0 &&
+			    strcmp(optarg, "no") != 0) ||
+			    (c == 's' && strspn(optarg, "0123456789") == 0)) {
+				cli_warnx(NULL, "--%s: invalid value: %s", key,
+				    optarg);
+				return 64;
+			}
+			/* Paths are kept absolute: consumers run elsewhere. */
+			if ((c == 't' || c == 'k') &&
+			    realpath(optarg, abs) == NULL) {
+				cli_warn(optarg, errno);
+				return 66;
+			}
+			snprintf(setting[nset], sizeof(setting[nset]), "%s = %s",
+			    key, c == 'r' ? "yes" : (c == 't' || c == 'k') ?
+			    abs : optarg);
+			if (nset < 7) {
+				settings[nset] = setting[nset];
+				nset++;
+			}
+			o.settings = settings;
+			break;
 		case 'h':
 			cli_help(usage, help);
 		case 'V':
@@ -110,7 +159,8 @@ main(int argc, char *argv[])
 			int err = errno;
 			cli_warn(argv[i], err);
 			if (status == 0)
-				status = err == ENOENT ? 73 : mq_exit_status(err);
+				status = err == ENOENT ? 73 :
+				    err == MQ_EBADCONF ? 64 : mq_exit_status(err);
 		}
 	}
 	return status;

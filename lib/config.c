@@ -192,10 +192,45 @@ parse_line(char *line, struct mq_config *c)
 	return -1;
 }
 
+void
+mq_config_defaults(struct mq_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->lease_s = MQ_DEFAULT_LEASE_S;
+	c->max_attempts = MQ_DEFAULT_MAX_ATTEMPTS;
+	c->backoff_s = MQ_DEFAULT_BACKOFF_S;
+	c->compress = MQ_COMPRESS_NO;
+	c->compress_min = 1024;
+}
+
+/* Parse config text (modified in place) over the values already in c. */
+int
+mq_config_parse(char *buf, size_t len, struct mq_config *c)
+{
+	char *line, *next;
+
+	if (memchr(buf, '\0', len) != NULL) {
+		errno = MQ_EBADCONF;
+		return -1;
+	}
+	buf[len] = '\0';
+	for (line = buf; line != NULL; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if (parse_line(line, c) == -1) {
+			errno = MQ_EBADCONF;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 mq_config(struct mq_queue *q, struct mq_config *out)
 {
-	char buf[CONFIG_MAX + 1], *line, *next;
+	char buf[CONFIG_MAX + 1];
+	struct mq_config c;
+	struct stat st;
 	ssize_t n;
 	int fd;
 
@@ -203,37 +238,26 @@ mq_config(struct mq_queue *q, struct mq_config *out)
 		*out = q->config;
 		return 0;
 	}
-	q->config.lease_s = MQ_DEFAULT_LEASE_S;
-	q->config.max_attempts = MQ_DEFAULT_MAX_ATTEMPTS;
-	q->config.backoff_s = MQ_DEFAULT_BACKOFF_S;
-	q->config.compress = MQ_COMPRESS_NO;
-	q->config.compress_min = 1024;
+	mq_config_defaults(&c);
 	fd = openat(q->fd, "config", O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1) {
 		if (errno != ENOENT)
 			return -1;
 	} else {
-		n = mq_read_full(fd, buf, CONFIG_MAX);
-		close(fd);
-		if (n == -1)
-			return -1;
-		buf[n] = '\0';
-		if (memchr(buf, '\0', (size_t)n) != NULL) {
+		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+			close(fd);
 			errno = MQ_EBADCONF;
 			return -1;
 		}
-		for (line = buf; line != NULL; line = next) {
-			if ((next = strchr(line, '\n')) != NULL)
-				*next++ = '\0';
-			if (parse_line(line, &q->config) == -1) {
-				errno = MQ_EBADCONF;
-				return -1;
-			}
-		}
+		n = mq_read_full(fd, buf, CONFIG_MAX);
+		close(fd);
+		if (n == -1 || mq_config_parse(buf, (size_t)n, &c) == -1)
+			return -1;
 	}
+	q->config = c;
 	q->have_config = 1;
-	*out = q->config;
+	*out = c;
 	return 0;
 }
 

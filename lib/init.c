@@ -93,8 +93,19 @@ mq_init(const char *operand, const struct mq_init_opts *o)
 		cfg.max_attempts = o->max_attempts;
 	if (o->set_backoff)
 		cfg.backoff_s = o->backoff_s;
+	for (i = 0; o->settings != NULL && o->settings[i] != NULL; i++) {
+		char line[512];
+		if (strlen(o->settings[i]) >= sizeof(line)) {
+			errno = MQ_EBADCONF;
+			goto fail;
+		}
+		strcpy(line, o->settings[i]);
+		if (mq_config_parse(line, strlen(line), &cfg) == -1)
+			goto fail;
+	}
 	if ((faccessat(q->fd, "config", F_OK, AT_SYMLINK_NOFOLLOW) == -1 ||
-	    o->lease_s != 0 || o->max_attempts != 0 || o->set_backoff) &&
+	    o->lease_s != 0 || o->max_attempts != 0 || o->set_backoff ||
+	    (o->settings != NULL && o->settings[0] != NULL)) &&
 	    mq_config_write(q, &cfg) == -1)
 		goto fail;
 	if (faccessat(q->fd, "seq", F_OK, AT_SYMLINK_NOFOLLOW) == -1 &&

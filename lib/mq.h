@@ -113,6 +113,7 @@ struct mq_init_opts {
 	unsigned max_attempts; /* 0: keep/default */
 	unsigned backoff_s;    /* 0: keep/default; see set_backoff */
 	int set_backoff;
+	const char *const *settings; /* more "key = value" config lines */
 };
 
 /* Resolve a queue operand: containing '/', a path; else a name under

@@ -119,6 +119,8 @@ void mq_pubkey_text(const unsigned char pk[32], char *buf, size_t size);
 void mq_keys_free(struct mq_queue *q);
 
 /* config.c */
+void mq_config_defaults(struct mq_config *c);
+int mq_config_parse(char *buf, size_t len, struct mq_config *c);
 int mq_config_write(struct mq_queue *q, const struct mq_config *c);
 
 /* claim.c: returns how many messages it made ready, or -1. */

@@ -2,7 +2,7 @@
 # Install what building and testing mq needs, on Debian or Ubuntu: as root
 # through apt-get, otherwise print the command to run.
 set -u
-pkgs="pkg-config libsodium-dev zlib1g-dev bats bats-assert bats-support mandoc"
+pkgs="pkg-config libsodium-dev zlib1g-dev bats bats-assert bats-support mandoc clang"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

@@ -88,8 +88,11 @@ bg_start() {
 		"$@" >"$d/$name.out" 2>"$d/$name.err" &
 		echo $! >"$d/$name.pid.tmp"
 		mv "$d/$name.pid.tmp" "$d/$name.pid"
-		wait $!
-		echo $? >"$d/$name.rc.tmp"
+		# Tests run under set -e: keep a failing status from ending
+		# this subshell before it is recorded.
+		rc=0
+		wait $! || rc=$?
+		echo "$rc" >"$d/$name.rc.tmp"
 		mv "$d/$name.rc.tmp" "$d/$name.rc"
 	) 3>&- &
 	echo "$name" >>"$d/bg.jobs"
