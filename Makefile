@@ -28,7 +28,8 @@ else
 BUILD ?= build
 endif
 
-PROGS = mq-init mq-send mq-recv mq-ack mq-watch mq-keygen
+PROGS = mq-init mq-send mq-recv mq-ack mq-watch mq-keygen mq-stat mq-ls \
+	mq-redrive mq-purge mq-fsck
 LIBSRC = $(wildcard lib/*.c)
 LIBOBJ = $(LIBSRC:lib/%.c=$(BUILD)/lib/%.o)
 CLIOBJ = $(BUILD)/cmd/cli.o

@@ -4,7 +4,11 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "../lib/mq.h"
 #include "cli.h"
@@ -74,4 +78,81 @@ cli_duration(const char *opt, const char *arg)
 		exit(64);
 	}
 	return s;
+}
+
+void
+cli_json_string(FILE *out, const char *s)
+{
+	const unsigned char *p;
+
+	fputc('"', out);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+cli_each_root_queue(int (*fn)(const char *path, void *), void *arg)
+{
+	char root[PATH_MAX], path[PATH_MAX + NAME_MAX + 8], **names = NULL;
+	struct dirent *de;
+	struct stat st;
+	size_t n = 0, i;
+	int rc = 0;
+	DIR *d;
+
+	if (mq_root(root, sizeof(root)) == NULL || (d = opendir(root)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		char **grown;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/new", root, de->d_name);
+		if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode))
+			continue;
+		if ((grown = realloc(names, (n + 1) * sizeof(*names))) == NULL)
+			break;
+		names = grown;
+		if ((names[n] = strdup(de->d_name)) == NULL)
+			break;
+		n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", root, names[i]);
+		if (rc == 0)
+			rc = fn(path, arg);
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+const char *
+cli_age(double s, char *buf, size_t size)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, size, "%.0fs", s);
+	else if (s < 7200)
+		snprintf(buf, size, "%.0fm", s / 60);
+	else if (s < 172800)
+		snprintf(buf, size, "%.0fh", s / 3600);
+	else
+		snprintf(buf, size, "%.0fd", s / 86400);
+	return buf;
 }

@@ -25,4 +25,11 @@ int cli_flush(int status);
 /* Parse a duration operand or exit 64 with a message naming it. */
 unsigned cli_duration(const char *opt, const char *arg);
 
+/* s as a JSON string literal, quotes included. */
+void cli_json_string(FILE *out, const char *s);
+/* Call fn for every queue under mq_root(); returns its first non-zero. */
+int cli_each_root_queue(int (*fn)(const char *path, void *), void *arg);
+/* Human age: 42s, 3m, 5h, 2d. */
+const char *cli_age(double seconds, char *buf, size_t size);
+
 #endif

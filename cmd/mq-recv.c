@@ -139,9 +139,9 @@ run(struct mq_queue *q, struct mq_msg *m, char **argv, unsigned lease)
 	}
 	code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
 	switch (mq_handler_settle(q, m, wstatus, 0)) {
-	case MQ_DONE:
+	case MQ_ACKED:
 		return 0;
-	case MQ_DEAD:
+	case MQ_DEADLETTERED:
 		cli_warnx(queue, "%s: handler %s; moved to dead", m->id,
 		    code == MQ_EXIT_PERMANENT ? "failed permanently" :
 		    "failed its last attempt");

@@ -179,10 +179,10 @@ finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg)
 		    WTERMSIG(wstatus));
 	else
 		snprintf(why, sizeof(why), "exit %d", code);
-	if (outcome == MQ_DONE)
+	if (outcome == MQ_ACKED)
 		logline(6, "%s attempt %u: ok (%.3fs)", s->m.id, s->m.attempt,
 		    secs);
-	else if (outcome == MQ_DEAD)
+	else if (outcome == MQ_DEADLETTERED)
 		logline(3, "%s attempt %u: %s, dead (%.3fs)", s->m.id,
 		    s->m.attempt, why, secs);
 	else

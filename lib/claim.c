@@ -35,11 +35,6 @@
  * names and are ignored so that memory stays bounded. */
 #define BUCKET_ENTRIES_MAX 4096
 
-struct entry {
-	uint64_t seq;
-	unsigned n;
-};
-
 void
 mq_set_quarantine_hook(struct mq_queue *q,
     void (*fn)(const char *, int, void *), void *arg)
@@ -55,8 +50,8 @@ quarantine(struct mq_queue *q, int dirfd, const char *name, int err)
 		q->on_quarantine(name, err, q->on_quarantine_arg);
 }
 
-static DIR *
-open_dir(int dirfd, const char *name)
+DIR *
+mq_opendirat(int dirfd, const char *name)
 {
 	DIR *d;
 	int fd;
@@ -101,7 +96,7 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 
 	if ((delayfd = mq_dir(q, MQ_DIR_DELAY)) == -1)
 		return -1;
-	if ((d = open_dir(delayfd, ".")) == NULL)
+	if ((d = mq_opendirat(delayfd, ".")) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
 		if (mq_delay_name_parse(de->d_name, &due, &seq, &n) == -1)
@@ -140,7 +135,7 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 		return -1;
 	if (reap_delayed(q, now, &next, &moved) == -1)
 		return -1;
-	if ((d = open_dir(curfd, ".")) == NULL)
+	if ((d = mq_opendirat(curfd, ".")) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL) {
 		if (mq_lease_name_parse(de->d_name, &seq, &n, &kind,
@@ -178,16 +173,16 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 static int
 cmp_entry(const void *a, const void *b)
 {
-	const struct entry *x = a, *y = b;
+	const struct mq_ready *x = a, *y = b;
 
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Read the valid names of one bucket, sorted oldest first. */
-static struct entry *
-list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
+struct mq_ready *
+mq_list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
 {
-	struct entry *e = NULL, *grown;
+	struct mq_ready *e = NULL, *grown;
 	struct dirent *de;
 	size_t len = 0, cap = 0;
 	uint64_t seq;
@@ -195,7 +190,7 @@ list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
 	DIR *d;
 
 	*count = 0;
-	if ((d = open_dir(newfd, bucket)) == NULL)
+	if ((d = mq_opendirat(newfd, bucket)) == NULL)
 		return NULL;
 	while ((de = readdir(d)) != NULL && len < BUCKET_ENTRIES_MAX) {
 		if (mq_ready_name_parse(de->d_name, &seq, &n) == -1 ||
@@ -233,8 +228,8 @@ cmp_u64(const void *a, const void *b)
 }
 
 /* The bucket ids present in new/, sorted. */
-static uint64_t *
-list_buckets(int newfd, size_t *count)
+uint64_t *
+mq_list_buckets(int newfd, size_t *count)
 {
 	uint64_t *b = NULL, *grown, seq;
 	struct dirent *de;
@@ -242,7 +237,7 @@ list_buckets(int newfd, size_t *count)
 	DIR *d;
 
 	*count = 0;
-	if ((d = open_dir(newfd, ".")) == NULL)
+	if ((d = mq_opendirat(newfd, ".")) == NULL)
 		return NULL;
 	while ((de = readdir(d)) != NULL) {
 		if (mq_id_parse(de->d_name, &seq) == -1 ||
@@ -331,7 +326,7 @@ check(struct mq_queue *q, const struct mq_config *cfg, struct mq_msg *m)
  * not a message (try the next), -1 error. */
 static int
 try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
-    const struct entry *e, unsigned lease_s, int keep_lock, struct mq_msg *m)
+    const struct mq_ready *e, unsigned lease_s, int keep_lock, struct mq_msg *m)
 {
 	char name[MQ_NAME_MAX], token[16], id[MQ_ID_SIZE];
 	struct stat st;
@@ -415,12 +410,12 @@ claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
     struct mq_msg *m)
 {
 	char bucket[MQ_ID_SIZE];
-	struct entry *e;
+	struct mq_ready *e;
 	size_t count, i;
 	int newfd = q->dirfd[MQ_DIR_NEW], bucketfd, rc = 0;
 
 	mq_bucket_name(base, bucket);
-	e = list_bucket(newfd, bucket, base, &count);
+	e = mq_list_bucket(newfd, bucket, base, &count);
 	if (e == NULL && errno != 0)
 		return errno == ENOENT ? 0 : -1;
 	if (count == 0) {
@@ -463,7 +458,7 @@ mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
 		return -1;
 	if (mq_reap(q, NULL, NULL) == -1)
 		return -1;
-	buckets = list_buckets(q->dirfd[MQ_DIR_NEW], &count);
+	buckets = mq_list_buckets(q->dirfd[MQ_DIR_NEW], &count);
 	if (buckets == NULL && errno != 0)
 		return -1;
 	for (i = 0; i < count && rc == 0; i++)

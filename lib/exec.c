@@ -156,14 +156,14 @@ mq_handler_settle(struct mq_queue *q, struct mq_msg *m, int wstatus,
 	if (code == 0) {
 		int rc = mq_msg_ack(q, m);
 		mq_msg_close(m);
-		return rc == -1 ? -1 : MQ_DONE;
+		return rc == -1 ? -1 : MQ_ACKED;
 	}
 	mq_msg_close(m);
 	if (code == MQ_EXIT_PERMANENT)
-		return mq_fail(q, m->receipt) == -1 ? -1 : MQ_DEAD;
+		return mq_fail(q, m->receipt) == -1 ? -1 : MQ_DEADLETTERED;
 	if (mq_retry(q, m->receipt, retry_delay_s, &dead) == -1)
 		return -1;
-	return dead ? MQ_DEAD : MQ_RETRIED;
+	return dead ? MQ_DEADLETTERED : MQ_RETRIED;
 }
 
 unsigned

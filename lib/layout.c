@@ -301,6 +301,37 @@ mq_delay_name_parse(const char *name, int64_t *due, uint64_t *seq,
 	return mq_ready_name_parse(name + 20, seq, n);
 }
 
+/* dead/ name: ID.N.REASON, REASON lowercase letters */
+int
+mq_dead_name_parse(const char *name, uint64_t *seq, unsigned *n,
+    char *reason, size_t size)
+{
+	char head[MQ_NAME_MAX];
+	const char *dot = strrchr(name, '.'), *p;
+
+	if (dot == NULL || (size_t)(dot - name) >= sizeof(head) ||
+	    dot[1] == '\0')
+		return -1;
+	for (p = dot + 1; *p != '\0'; p++)
+		if (*p < 'a' || *p > 'z')
+			return -1;
+	memcpy(head, name, (size_t)(dot - name));
+	head[dot - name] = '\0';
+	if (mq_ready_name_parse(head, seq, n) == -1)
+		return -1;
+	if (reason != NULL)
+		snprintf(reason, size, "%s", dot + 1);
+	return 0;
+}
+
+int
+mq_id_valid(const char *id)
+{
+	uint64_t seq;
+
+	return strlen(id) == 16 && mq_id_parse(id, &seq) == 0;
+}
+
 int
 mq_receipt_valid(const char *receipt)
 {

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define MQ_VERSION "0.1.0"
@@ -201,8 +202,9 @@ int mq_extend(struct mq_queue *q, const char *receipt, unsigned lease_s);
 int mq_msg_extend(struct mq_queue *q, struct mq_msg *m, unsigned lease_s);
 /* Ack a message this process claimed, without a lookup. */
 int mq_msg_ack(struct mq_queue *q, struct mq_msg *m);
-/* 1 if text is a well-formed receipt, else 0. */
+/* 1 if text is a well-formed receipt, or message id, else 0. */
 int mq_receipt_valid(const char *receipt);
+int mq_id_valid(const char *id);
 
 /* Waiting, without missing a send: arm the waiter, try to claim, and
  * only if nothing was ready, wait.  mq_waiter_arm discards old events and
@@ -231,19 +233,80 @@ pid_t mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
 int mq_handler_wait(struct mq_queue *q, struct mq_msg *m, pid_t pid,
     int pidfd, unsigned lease_s, int *wstatus);
 
-/* How a handler's exit settles its message: 0 acks (MQ_DONE), 100 sends
- * it to dead/ (MQ_DEAD), anything else, a signal included, releases it
- * for redelivery after retry_delay_s (MQ_RETRIED; MQ_DEAD when that used
+/* How a handler's exit settles its message: 0 acks (MQ_ACKED), 100 sends
+ * it to dead/ (MQ_DEADLETTERED), anything else, a signal included, releases it
+ * for redelivery after retry_delay_s (MQ_RETRIED; MQ_DEADLETTERED when that used
  * up its attempts).  Closes m's descriptor first so the next consumer can
  * take the message at once.  Returns the outcome or -1 (MQ_ESTALE: the
  * lease was lost, the message is another consumer's now). */
-enum mq_outcome { MQ_DONE, MQ_RETRIED, MQ_DEAD };
+enum mq_outcome { MQ_ACKED, MQ_RETRIED, MQ_DEADLETTERED };
 #define MQ_EXIT_PERMANENT 100
 int mq_handler_settle(struct mq_queue *q, struct mq_msg *m, int wstatus,
     unsigned retry_delay_s);
 /* Retry delay for a message that failed its attempt-th delivery:
  * backoff_s * 2^(attempt-1), at most an hour. */
 unsigned mq_backoff(const struct mq_config *c, unsigned attempt);
+
+/* Inspection: reading a queue without changing it, so it works for a
+ * user who may only read.  mq_walk calls fn for each message in the
+ * states asked for (ready in id order, other folders in directory
+ * order); fn returning non-zero stops the walk with that value. */
+enum mq_state {
+	MQ_READY, MQ_DELAYED, MQ_INFLIGHT, MQ_DEAD, MQ_QUARANTINED, MQ_NSTATES
+};
+#define MQ_STATE_BIT(s) (1u << (s))
+#define MQ_ALL_STATES ((1u << MQ_NSTATES) - 1)
+struct mq_entry {
+	enum mq_state state;
+	char id[MQ_ID_SIZE];     /* "" in quarantine when not a message name */
+	unsigned attempts;       /* deliveries so far */
+	int64_t when_ns;         /* delayed: due; in flight: lease end */
+	char reason[64];         /* dead: attempts|failed|expired; quarantine */
+	char path[128];          /* relative to the queue directory */
+	int dirfd;               /* the folder holding it, for openat */
+	const char *name;        /* its name in that folder */
+	struct stat st;
+};
+int mq_walk(struct mq_queue *q, unsigned states,
+    int (*fn)(const struct mq_entry *, void *), void *arg);
+const char *mq_state_name(enum mq_state s);
+int mq_state_parse(const char *name);	/* -1 if unknown */
+
+struct mq_stats {
+	uint64_t count[MQ_NSTATES];
+	uint64_t bytes;              /* message files, all states */
+	int64_t oldest_ready_ns;     /* send time of the oldest ready; 0 */
+	int64_t oldest_lease_ns;     /* claim time of the oldest lease; 0 */
+};
+int mq_stats(struct mq_queue *q, struct mq_stats *s);
+/* Open message id (any state) for reading, not claiming: m gets its
+ * header and an fd; read the body with mq_msg_copy_body. */
+int mq_peek(struct mq_queue *q, const char *id, struct mq_msg *m,
+    enum mq_state *state);
+
+/* Repair.  mq_redrive moves dead letters back to ready, at their old
+ * place in FIFO order: all of them, or those whose id is in ids
+ * (NULL-terminated), and only those that died at least min_age_s and at
+ * most max_age_s ago (0: no bound).  reset starts their attempt count
+ * afresh.  mq_purge removes every message in the given states (never in
+ * flight).  Both return how many messages they moved or removed. */
+long mq_redrive(struct mq_queue *q, const char *const *ids,
+    unsigned min_age_s, unsigned max_age_s, int reset);
+long mq_purge(struct mq_queue *q, unsigned states);
+
+/* Checking.  mq_fsck finds what a crash or a careless admin leaves and,
+ * with fix, repairs it, never deleting a message (damaged files go to
+ * quarantine/).  It calls fn once per problem; returns the number of
+ * problems, or -1. */
+struct mq_problem {
+	const char *path;        /* relative to the queue directory */
+	const char *what;        /* what is wrong */
+	const char *action;      /* what fixing does / did */
+	int fixed;               /* 1 fixed, 0 only found, -1 fix failed */
+	int err;                 /* errno when the fix failed */
+};
+long mq_fsck(const char *operand, int fix,
+    void (*fn)(const struct mq_problem *, void *), void *arg);
 
 /* Keys (mq-keygen(1)).  mq_keygen writes NAME.key (0600) and NAME.pub,
  * refusing to overwrite.  Loading a secret key readable by group or

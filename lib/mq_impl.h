@@ -14,6 +14,7 @@
 #ifndef MQ_IMPL_H
 #define MQ_IMPL_H
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -61,6 +62,8 @@ int mq_ready_name_parse(const char *name, uint64_t *seq, unsigned *n);
 int mq_receipt_parse(const char *r, uint64_t *seq, unsigned *n, char *kind);
 int mq_lease_name_parse(const char *name, uint64_t *seq, unsigned *n,
     char *kind, int64_t *deadline);
+int mq_dead_name_parse(const char *name, uint64_t *seq, unsigned *n,
+    char *reason, size_t size);
 int mq_delay_name_parse(const char *name, int64_t *due, uint64_t *seq,
     unsigned *n);
 int mq_lease_find(struct mq_queue *q, const char *receipt, char *name,
@@ -84,6 +87,7 @@ int mq_tmp_clean(struct mq_queue *q, unsigned max_age_s);
 /* seq.c */
 int mq_seq_reserve(struct mq_queue *q, unsigned count, uint64_t *first);
 int mq_seq_create(struct mq_queue *q);
+int mq_seq_peek(struct mq_queue *q, uint64_t *next);
 
 /* format.c */
 #define MQ_TRAILER_LEN 94	/* "sig: " base64(64 bytes) "\n" */
@@ -123,7 +127,18 @@ void mq_config_defaults(struct mq_config *c);
 int mq_config_parse(char *buf, size_t len, struct mq_config *c);
 int mq_config_write(struct mq_queue *q, const struct mq_config *c);
 
-/* claim.c: returns how many messages it made ready, or -1. */
+/* claim.c */
+struct mq_ready {
+	uint64_t seq;
+	unsigned n;
+};
+DIR *mq_opendirat(int dirfd, const char *name);
+/* Sorted bucket ids in new/, and the sorted entries of one bucket; NULL
+ * with errno 0 when empty. */
+uint64_t *mq_list_buckets(int newfd, size_t *count);
+struct mq_ready *mq_list_bucket(int newfd, const char *bucket, uint64_t base,
+    size_t *count);
+/* mq_reap returns how many messages it made ready, or -1. */
 int mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked);
 
 #endif

@@ -115,6 +115,29 @@ fail:
 	return -1;
 }
 
+/* Read the counter without taking an id: fsck's check. */
+int
+mq_seq_peek(struct mq_queue *q, uint64_t *next)
+{
+	char line[SEQ_LINE_LEN + 1];
+	ssize_t n;
+	int fd;
+
+	fd = openat(q->fd, "seq", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	n = pread(fd, line, SEQ_LINE_LEN + 1, 0);
+	close(fd);
+	if (n != SEQ_LINE_LEN || line[BOOT_ID_LEN] != ' ' ||
+	    line[SEQ_LINE_LEN - 1] != '\n') {
+		errno = MQ_EBADCONF;
+		return -1;
+	}
+	line[SEQ_LINE_LEN - 1] = '\0';
+	return mq_id_parse(line + BOOT_ID_LEN + 1, next) == 0 ? 0 :
+	    (errno = MQ_EBADCONF, -1);
+}
+
 static void
 max_in_dir(int dirfd, int skip_due, uint64_t *max)
 {

@@ -12,7 +12,6 @@ teardown() { teardown_watch; }
 
 # An ISO 8601 UTC time, as mq-watch starts its log lines off systemd.
 STAMP='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
-USAGE='usage: mq-watch [-j N] [--drain] [--timeout DUR] [-0] QUEUE [-- COMMAND [ARG...]]'
 
 # --- handler outcomes -------------------------------------------------
 
@@ -203,6 +202,22 @@ EOF
 	run files delay
 	assert_output --regexp "^[0-9]{19}\\.$id\\.1\$"
 	assert_equal "$(count_in "$Q" cur)" 0
+}
+
+@test "mq-watch: --timeout follows TERM with KILL for a handler that ignores TERM" {
+	handler h <<'EOF'
+trap '' TERM
+exec sleep 60
+EOF
+	id=$(echo stubborn | mq-send "$Q")
+	t0=$(clock_ms)
+	run -0 --separate-stderr timeout 30 mq-watch --drain --timeout 1 "$Q" -- "$T/h"
+	t1=$(clock_ms)
+	# One second, then a grace period, then KILL: not the full minute.
+	[ $((t1 - t0)) -ge 1900 ] && [ $((t1 - t0)) -lt 15000 ]
+	assert_regex "$stderr" "$id attempt 1: timed out, killed by signal 9, retry in 1s \\("
+	run files delay
+	assert_output --regexp "^[0-9]{19}\\.$id\\.1\$"
 }
 
 @test "mq-watch: --drain handles the ready backlog and what arrives meanwhile, then exits 0" {
@@ -448,6 +463,21 @@ EOF
 	done
 }
 
+@test "mq-watch: with MQ_POLL (the network filesystem fallback) no message is missed" {
+	handler h <<'EOF'
+echo "$MQ_ID" >>"$T/runs"
+EOF
+	MQ_POLL=1 bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 sleeping "$pid"
+	for body in a b; do
+		id=$(echo "$body" | mq-send "$Q")
+		wait_for 5 grep -qx "$id" "$T/runs"
+	done
+	! gone "$pid"
+	wait_for 5 empty_queue
+}
+
 @test "mq-watch: an idle watcher uses almost no CPU" {
 	bg watch mq-watch "$Q" -- true
 	pid=$BG_PID
@@ -531,14 +561,23 @@ EOF
 # --- usage and missing queue ---------------------------------------------------
 
 @test "mq-watch: usage errors exit 64" {
+	# The usage text is the synopsis --help shows (the lines up to the
+	# first blank one), and names the contract's options.
+	usage=$(mq-watch --help | sed '/^$/,$d')
+	for opt in '[-j N]' '[--drain]' '[--timeout DUR]' '[-0]' \
+	    'QUEUE [-- COMMAND [ARG...]]'; do
+		[[ $usage == *"$opt"* ]]
+	done
+	assert_regex "$usage" '^usage: mq-watch '
 	run -64 --separate-stderr mq-watch
-	assert_equal "$stderr" "$USAGE"
+	assert_equal "$stderr" "$usage"
 	run -64 --separate-stderr mq-watch "$Q" extra
-	assert_equal "$stderr" "$USAGE"
+	assert_equal "$stderr" "$usage"
 	run -64 --separate-stderr mq-watch "$Q" --
-	assert_equal "$stderr" "$USAGE"
+	assert_equal "$stderr" "$usage"
 	run -64 --separate-stderr mq-watch --bogus "$Q"
-	assert_equal "${stderr_lines[-1]}" "$USAGE"
+	assert_equal "${stderr_lines[0]}" "mq-watch: unrecognized option '--bogus'"
+	assert_equal "$(tail -n +2 <<<"$stderr")" "$usage"
 	run -64 --separate-stderr mq-watch -j 0 "$Q" -- true
 	assert_equal "$stderr" "mq-watch: -j: invalid count: 0"
 	run -64 --separate-stderr mq-watch -j x "$Q" -- true

@@ -57,12 +57,17 @@ wait_exit() {
 	wait "$2" 2>/dev/null || EXIT_STATUS=$?
 }
 
-# watching PID: PID has an inotify descriptor and sleeps.
-watching() {
+# sleeping PID: PID is blocked (in poll, say) rather than running.
+sleeping() {
 	local st
-	ls -l "/proc/$1/fd" 2>/dev/null | grep -q 'anon_inode:inotify' || return 1
 	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
 	[ "${st%% *}" = S ]
+}
+
+# watching PID: PID has an inotify descriptor and sleeps.
+watching() {
+	ls -l "/proc/$1/fd" 2>/dev/null | grep -q 'anon_inode:inotify' &&
+	    sleeping "$1"
 }
 
 # cpu_ticks PID: user plus system time, fields 14 and 15 of /proc/PID/stat

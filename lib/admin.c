@@ -1,0 +1,126 @@
+/*
+ * admin.c - an admin's bulk operations: redrive dead letters, purge.
+ *
+ * A redriven message goes back to its own bucket under its own id, so it
+ * is received before everything sent after it: redrive restores a
+ * message, it does not re-send it.  Each move is the same single rename a
+ * consumer's retry is, so redrive and purge are safe to run while
+ * producers and consumers work.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+struct redrive {
+	struct mq_queue *q;
+	const char *const *ids;
+	time_t oldest, newest;
+	int reset;
+	long moved;
+	int err;
+};
+
+static int
+wanted(const struct redrive *r, const struct mq_entry *e)
+{
+	const char *const *id;
+
+	if (r->oldest != 0 && e->st.st_ctime < r->oldest)
+		return 0;
+	if (r->newest != 0 && e->st.st_ctime > r->newest)
+		return 0;
+	if (r->ids == NULL)
+		return 1;
+	for (id = r->ids; *id != NULL; id++)
+		if (strcmp(*id, e->id) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+redrive_one(const struct mq_entry *e, void *arg)
+{
+	struct redrive *r = arg;
+	uint64_t seq;
+
+	if (!wanted(r, e) || mq_id_parse(e->id, &seq) == -1)
+		return 0;
+	if (mq_move_to_ready(r->q, e->dirfd, e->name, seq,
+	    r->reset ? 0 : e->attempts) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		r->err = errno;
+		return 1;
+	}
+	r->moved++;
+	return 0;
+}
+
+long
+mq_redrive(struct mq_queue *q, const char *const *ids, unsigned min_age_s,
+    unsigned max_age_s, int reset)
+{
+	struct redrive r = { q, ids, 0, 0, reset, 0, 0 };
+	time_t now = time(NULL);
+
+	/* The change time of a dead letter is when it died. */
+	if (max_age_s != 0)
+		r.oldest = now - (time_t)max_age_s;
+	if (min_age_s != 0)
+		r.newest = now - (time_t)min_age_s;
+	if (mq_walk(q, MQ_STATE_BIT(MQ_DEAD), redrive_one, &r) == -1 &&
+	    r.err == 0)
+		return -1;
+	if (r.err != 0) {
+		errno = r.err;
+		return -1;
+	}
+	return r.moved;
+}
+
+struct purge {
+	long removed;
+	int err;
+};
+
+static int
+purge_one(const struct mq_entry *e, void *arg)
+{
+	struct purge *p = arg;
+	char why[NAME_MAX + 8];
+
+	if (unlinkat(e->dirfd, e->name, S_ISDIR(e->st.st_mode) ?
+	    AT_REMOVEDIR : 0) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		p->err = errno;
+		return 1;
+	}
+	if (e->state == MQ_QUARANTINED) {
+		snprintf(why, sizeof(why), "%s.reason", e->name);
+		unlinkat(e->dirfd, why, 0);
+	}
+	p->removed++;
+	return 0;
+}
+
+long
+mq_purge(struct mq_queue *q, unsigned states)
+{
+	struct purge p = { 0, 0 };
+
+	states &= ~MQ_STATE_BIT(MQ_INFLIGHT);
+	if (mq_walk(q, states, purge_one, &p) == -1 && p.err == 0)
+		return -1;
+	if (p.err != 0) {
+		errno = p.err;
+		return -1;
+	}
+	return p.removed;
+}

@@ -1,0 +1,325 @@
+/*
+ * fsck.c - finding, and repairing, what a crash or a careless admin left.
+ *
+ * Checks, in order: the queue's folders, its sequence counter and config;
+ * files left in tmp/ by killed producers; names in every state folder
+ * that are not messages, and message files that are not regular, do not
+ * parse, or carry another id than their name; files whose mode or group
+ * is not the queue's (so that some consumer could not read them); leases
+ * and delays that have run out.  Repairs never delete a message: files
+ * that are not messages go to quarantine/, run-out leases go back to
+ * ready, only stale temporary files (never sent) are removed.  Without
+ * fix nothing is changed, so a dry run is safe on a live queue.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+struct fsck {
+	struct mq_queue *q;
+	int fix;
+	long problems;
+	void (*fn)(const struct mq_problem *, void *);
+	void *arg;
+	gid_t gid;
+	int want_gid;
+};
+
+static void
+report(struct fsck *f, const char *path, const char *what,
+    const char *action, int rc)
+{
+	struct mq_problem p = { path, what, action, 0, 0 };
+
+	if (f->fix) {
+		p.fixed = rc == 0 ? 1 : -1;
+		p.err = rc == 0 ? 0 : errno;
+	}
+	f->problems++;
+	f->fn(&p, f->arg);
+}
+
+static void
+check_folders(struct fsck *f, const char *path)
+{
+	char rel[32];
+	int i, rc = 0;
+
+	for (i = 0; i < MQ_NDIRS; i++) {
+		if (faccessat(f->q->fd, mq_dir_names[i], F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		snprintf(rel, sizeof(rel), "%s/", mq_dir_names[i]);
+		if (f->fix)
+			rc = mq_mkdirat(f->q, f->q->fd, mq_dir_names[i]);
+		report(f, rel, "missing folder", "create it", rc);
+	}
+	(void)path;
+}
+
+static void
+check_seq(struct fsck *f)
+{
+	uint64_t first;
+	int rc = 0;
+
+	if (faccessat(f->q->fd, "seq", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* Reading it is enough; reserving nothing changes nothing. */
+		if (mq_seq_peek(f->q, &first) == 0)
+			return;
+		if (f->fix && (rc = unlinkat(f->q->fd, "seq", 0)) == 0)
+			rc = mq_seq_create(f->q);
+		report(f, "seq", "malformed sequence counter",
+		    "rebuild it past every id present", rc);
+		return;
+	}
+	if (f->fix)
+		rc = mq_seq_create(f->q);
+	report(f, "seq", "missing sequence counter",
+	    "rebuild it past every id present", rc);
+}
+
+static void
+check_config(struct fsck *f)
+{
+	struct mq_config c;
+
+	/* A config cannot be repaired without guessing what was meant. */
+	if (mq_config(f->q, &c) == -1) {
+		int fix = f->fix;
+		f->fix = 0;
+		report(f, "config", mq_strerror(errno), "edit it by hand", -1);
+		f->fix = fix;
+	}
+}
+
+static void
+check_tmp(struct fsck *f)
+{
+	char rel[NAME_MAX + 8];
+	struct dirent *de;
+	struct stat st;
+	time_t cutoff = time(NULL) - MQ_STALE_TMP_S;
+	int tmpfd, rc = 0;
+	DIR *d;
+
+	if ((tmpfd = mq_dir(f->q, MQ_DIR_TMP)) == -1 ||
+	    (d = mq_opendirat(tmpfd, ".")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    fstatat(tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    st.st_mtime >= cutoff)
+			continue;
+		snprintf(rel, sizeof(rel), "tmp/%s", de->d_name);
+		if (f->fix)
+			rc = unlinkat(tmpfd, de->d_name,
+			    S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+		report(f, rel, "stale temporary file of a killed producer",
+		    "remove it (it was never sent)", rc);
+	}
+	closedir(d);
+}
+
+/* Open a message file without following links or blocking on FIFOs and
+ * check that it is what its name says. */
+static int
+damaged(struct fsck *f, const struct mq_entry *e)
+{
+	struct mq_msg *m;
+	struct stat st;
+	int fd, bad;
+
+	(void)f;
+	fd = openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return errno != ENOENT && errno != EACCES;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		close(fd);
+		return 0;
+	}
+	bad = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    mq_header_parse(fd, m, st.st_size) == -1 ||
+	    strcmp(m->id, e->id) != 0;
+	free(m);
+	close(fd);
+	return bad;
+}
+
+static int
+check_entry(const struct mq_entry *e, void *arg)
+{
+	struct fsck *f = arg;
+	mode_t want = f->q->file_mode;
+	int rc = 0;
+
+	if (e->state == MQ_QUARANTINED)
+		return 0;
+	if (damaged(f, e)) {
+		if (f->fix)
+			rc = mq_quarantine(f->q, e->dirfd, e->name, MQ_EBADMSG);
+		report(f, e->path, "not a well-formed message",
+		    "move it to quarantine/", rc);
+		return 0;
+	}
+	if ((e->st.st_mode & 07777) != want) {
+		if (f->fix)
+			rc = fchmodat(e->dirfd, e->name, want, 0);
+		report(f, e->path, "mode differs from the queue's",
+		    "set the queue's file mode", rc);
+	}
+	if (f->want_gid && e->st.st_gid != f->gid) {
+		if (f->fix)
+			rc = fchownat(e->dirfd, e->name, (uid_t)-1, f->gid,
+			    AT_SYMLINK_NOFOLLOW);
+		report(f, e->path, "group differs from the queue's",
+		    "set the queue's group", rc);
+	}
+	return 0;
+}
+
+/* Names in the state folders that are not messages are invisible to
+ * consumers; they are reported so that nothing hides in a queue. */
+static void
+check_strays(struct fsck *f, enum mq_dir dir, int nested)
+{
+	char rel[2 * NAME_MAX + 16];
+	struct dirent *de;
+	uint64_t seq;
+	unsigned n;
+	int64_t t;
+	char kind;
+	int dfd, ok, rc = 0;
+	DIR *d;
+
+	if ((dfd = mq_dir(f->q, dir)) == -1 || (d = mq_opendirat(dfd, ".")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		switch (dir) {
+		case MQ_DIR_NEW:
+			ok = nested ? mq_ready_name_parse(de->d_name, &seq, &n) == 0 :
+			    mq_id_parse(de->d_name, &seq) == 0;
+			break;
+		case MQ_DIR_CUR:
+			ok = mq_lease_name_parse(de->d_name, &seq, &n, &kind,
+			    &t) == 0;
+			break;
+		case MQ_DIR_DELAY:
+			ok = mq_delay_name_parse(de->d_name, &t, &seq, &n) == 0;
+			break;
+		default:
+			ok = mq_dead_name_parse(de->d_name, &seq, &n, NULL,
+			    0) == 0;
+			break;
+		}
+		if (ok)
+			continue;
+		snprintf(rel, sizeof(rel), "%s/%s", mq_dir_names[dir], de->d_name);
+		if (f->fix)
+			rc = mq_quarantine(f->q, dfd, de->d_name, MQ_EBADMSG);
+		report(f, rel, "not a message name", "move it to quarantine/", rc);
+	}
+	closedir(d);
+}
+
+static void
+check_bucket_strays(struct fsck *f)
+{
+	char bucket[MQ_ID_SIZE], rel[2 * NAME_MAX + 16];
+	struct dirent *de;
+	uint64_t *b, seq;
+	size_t nb, i;
+	unsigned n;
+	int newfd = f->q->dirfd[MQ_DIR_NEW], bfd, rc = 0;
+	DIR *d;
+
+	if ((b = mq_list_buckets(newfd, &nb)) == NULL)
+		return;
+	for (i = 0; i < nb; i++) {
+		mq_bucket_name(b[i], bucket);
+		if ((d = mq_opendirat(newfd, bucket)) == NULL)
+			continue;
+		bfd = dirfd(d);
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			if (mq_ready_name_parse(de->d_name, &seq, &n) == 0 &&
+			    (seq >> MQ_BUCKET_BITS) == (b[i] >> MQ_BUCKET_BITS))
+				continue;
+			snprintf(rel, sizeof(rel), "new/%s/%s", bucket, de->d_name);
+			if (f->fix)
+				rc = mq_quarantine(f->q, bfd, de->d_name, MQ_EBADMSG);
+			report(f, rel, "not a message name",
+			    "move it to quarantine/", rc);
+		}
+		closedir(d);
+	}
+	free(b);
+}
+
+static int
+count_expired(const struct mq_entry *e, void *arg)
+{
+	struct fsck *f = arg;
+
+	if (e->when_ns != 0 && e->when_ns <= mq_now_ns())
+		report(f, e->path, e->state == MQ_INFLIGHT ?
+		    "lease ran out" : "delay is over", "make it ready again",
+		    0);
+	return 0;
+}
+
+long
+mq_fsck(const char *operand, int fix,
+    void (*fn)(const struct mq_problem *, void *), void *arg)
+{
+	struct fsck f = { NULL, fix, 0, fn, arg, 0, 0 };
+	struct stat st;
+	long rc;
+
+	if ((f.q = mq_open(operand)) == NULL)
+		return -1;
+	if (fstat(f.q->fd, &st) == -1) {
+		mq_close(f.q);
+		return -1;
+	}
+	f.gid = st.st_gid;
+	f.want_gid = (st.st_mode & S_ISGID) != 0;
+	check_folders(&f, operand);
+	if (!fix && f.problems > 0) {
+		rc = f.problems;
+		mq_close(f.q);
+		return rc;
+	}
+	check_seq(&f);
+	check_config(&f);
+	check_tmp(&f);
+	check_strays(&f, MQ_DIR_NEW, 0);
+	check_bucket_strays(&f);
+	check_strays(&f, MQ_DIR_CUR, 1);
+	check_strays(&f, MQ_DIR_DELAY, 1);
+	check_strays(&f, MQ_DIR_DEAD, 1);
+	mq_walk(f.q, MQ_ALL_STATES & ~MQ_STATE_BIT(MQ_QUARANTINED),
+	    check_entry, &f);
+	mq_walk(f.q, MQ_STATE_BIT(MQ_INFLIGHT) | MQ_STATE_BIT(MQ_DELAYED),
+	    count_expired, &f);
+	if (fix && mq_reap(f.q, NULL, NULL) == -1) {
+		rc = -1;
+		mq_close(f.q);
+		return rc;
+	}
+	rc = f.problems;
+	mq_close(f.q);
+	return rc;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bats
+# A deep queue: ready messages spread over several buckets.
+load helpers/common
+
+setup() { setup_mq; }
+
+DEPTH=5000
+
+# bucket_ok DIR: every message in bucket DIR has an id within the 1024
+# that the bucket's name starts.
+bucket_ok() {
+	local base name
+	base=$((16#$(basename "$1")))
+	for name in $(ls "$1"); do
+		(( 16#${name:0:16} - base >= 0 && 16#${name:0:16} - base < 1024 )) ||
+		    { echo "$name in $1"; return 1; }
+	done
+}
+
+@test "scenario: $DEPTH messages span several buckets and drain in order" {
+	seq 1 "$DEPTH" | mq-send -q -l "$Q"
+	assert_equal "$(ready_count)" "$DEPTH"
+	buckets=$(find "$Q/new" -mindepth 1 -maxdepth 1 -type d | wc -l)
+	assert [ "$buckets" -ge 4 ]
+	for b in "$Q"/new/*; do
+		run bucket_ok "$b"
+		assert_success
+	done
+	rc=0
+	for (( i = 0; i < DEPTH; i++ )); do
+		mq-recv "$Q" || { rc=$?; break; }
+		echo
+	done >"$BATS_TEST_TMPDIR/got"
+	assert_equal "$rc" 0
+	run cmp <(seq 1 "$DEPTH") "$BATS_TEST_TMPDIR/got"
+	assert_success
+	run mq-recv "$Q"
+	assert_failure 1
+	# Drained buckets are removed; at most the newest is kept.
+	assert [ "$(find "$Q/new" -mindepth 1 -maxdepth 1 -type d | wc -l)" -le 1 ]
+	assert_equal "$(find "$Q/cur" "$Q/quarantine" "$Q/dead" -type f | wc -l)" 0
+}
