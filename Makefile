@@ -34,10 +34,16 @@ LIBSRC = $(wildcard lib/*.c)
 LIBOBJ = $(LIBSRC:lib/%.c=$(BUILD)/lib/%.o)
 CLIOBJ = $(BUILD)/cmd/cli.o
 BINS = $(PROGS:%=$(BUILD)/bin/%)
+PICOBJ = $(LIBSRC:lib/%.c=$(BUILD)/pic/%.o)
+SOVERSION = 0
+SONAME = libmq.so.$(SOVERSION)
+SHLIB = libmq.so.$(SOVERSION).1.0
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MAN1 = $(PROGS:%=man/%.1)
 MAN57 = man/mq-queue.5 man/mq.7
 
-all: $(BINS)
+all: $(BINS) $(BUILD)/$(SHLIB) $(BUILD)/mq.pc
 
 $(BUILD)/lib/%.o: lib/%.c lib/mq.h lib/mq_impl.h lib/codec.h
 	@mkdir -p $(@D)
@@ -46,6 +52,23 @@ $(BUILD)/lib/%.o: lib/%.c lib/mq.h lib/mq_impl.h lib/codec.h
 $(BUILD)/cmd/%.o: cmd/%.c lib/mq.h cmd/cli.h
 	@mkdir -p $(@D)
 	$(CC) $(MQ_CFLAGS) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+$(BUILD)/pic/%.o: lib/%.c lib/mq.h lib/mq_impl.h lib/codec.h
+	@mkdir -p $(@D)
+	$(CC) $(MQ_CFLAGS) $(CFLAGS) $(CPPFLAGS) -fPIC -c -o $@ $<
+
+$(BUILD)/$(SHLIB): $(PICOBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(MQ_LDFLAGS) $(LDFLAGS) -o $@ \
+		$(PICOBJ) $(LDLIBS_DEPS)
+
+$(BUILD)/mq.pc: Makefile
+	@mkdir -p $(@D)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
+		'includedir=$(INCLUDEDIR)' '' 'Name: mq' \
+		'Description: durable spool message queues on plain files' \
+		'Version: $(shell sed -n 's/^#define MQ_VERSION "\(.*\)"/\1/p' lib/mq.h)' \
+		'Requires.private: libsodium zlib' 'Libs: -L$${libdir} -lmq' \
+		'Cflags: -I$${includedir}' > $@
 
 $(BUILD)/libmq.a: $(LIBOBJ)
 	rm -f $@
@@ -86,7 +109,10 @@ demo: deps all
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
-		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) \
+		$(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(SYSTEMDDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
 	install -m 644 man/mq-queue.5 $(DESTDIR)$(MANDIR)/man5
@@ -95,13 +121,24 @@ install: all
 	for p in $(PROGS); do ln -sf mq $(DESTDIR)$(BASHCOMPDIR)/$$p; done
 	install -m 644 completions/_mq $(DESTDIR)$(ZSHCOMPDIR)/_mq
 	install -m 644 completions/mq.fish $(DESTDIR)$(FISHCOMPDIR)/mq.fish
+	install -m 644 $(BUILD)/libmq.a $(DESTDIR)$(LIBDIR)/libmq.a
+	install -m 755 $(BUILD)/$(SHLIB) $(DESTDIR)$(LIBDIR)/$(SHLIB)
+	ln -sf $(SHLIB) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmq.so
+	install -m 644 lib/mq.h $(DESTDIR)$(INCLUDEDIR)/mq.h
+	install -m 644 $(BUILD)/mq.pc $(DESTDIR)$(PKGCONFIGDIR)/mq.pc
+	install -m 644 contrib/systemd/mq-watch@.service $(DESTDIR)$(SYSTEMDDIR)
 
 uninstall:
 	for p in $(PROGS); do rm -f $(DESTDIR)$(BINDIR)/$$p \
 		$(DESTDIR)$(MANDIR)/man1/$$p.1 $(DESTDIR)$(BASHCOMPDIR)/$$p; done
 	rm -f $(DESTDIR)$(MANDIR)/man5/mq-queue.5 $(DESTDIR)$(MANDIR)/man7/mq.7 \
 		$(DESTDIR)$(BASHCOMPDIR)/mq $(DESTDIR)$(ZSHCOMPDIR)/_mq \
-		$(DESTDIR)$(FISHCOMPDIR)/mq.fish
+		$(DESTDIR)$(FISHCOMPDIR)/mq.fish $(DESTDIR)$(LIBDIR)/libmq.a \
+		$(DESTDIR)$(LIBDIR)/$(SHLIB) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/libmq.so $(DESTDIR)$(INCLUDEDIR)/mq.h \
+		$(DESTDIR)$(PKGCONFIGDIR)/mq.pc \
+		$(DESTDIR)$(SYSTEMDDIR)/mq-watch@.service
 
 clean:
 	rm -rf build

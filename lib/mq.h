@@ -11,6 +11,7 @@
 #ifndef MQ_H
 #define MQ_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>

@@ -260,7 +260,8 @@ next_attempt() {
 }
 
 @test "mq-ack: usage errors exit 64 and settle nothing" {
-	usage="usage: mq-ack [--retry [-d DUR] | --fail | --extend DUR] QUEUE RECEIPT..."
+	usage=$(usage_of mq-ack)
+	assert_regex "$usage" '^usage: mq-ack .*\[--retry \[-d DUR\] \| --fail \| --extend DUR\] QUEUE RECEIPT\.\.\.$'
 	send x >/dev/null
 	r=$(lease)
 	before=$(snapshot)
@@ -291,7 +292,10 @@ next_attempt() {
 @test "mq-ack: --help prints the usage on stdout and exits 0" {
 	run --separate-stderr mq-ack --help
 	assert_success
-	assert_line --index 0 "usage: mq-ack [--retry [-d DUR] | --fail | --extend DUR] QUEUE RECEIPT..."
+	assert_line --index 0 --regexp '^usage: mq-ack .*\[--retry \[-d DUR\] \| --fail \| --extend DUR\]'
+	for opt in --retry --delay --fail --extend --help --version; do
+		assert_output --partial -- "$opt"
+	done
 	assert_equal "$stderr" ""
 }
 

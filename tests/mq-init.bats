@@ -251,7 +251,8 @@ GROUP=daemon
 }
 
 @test "mq-init: an unknown option or no queue prints the usage and exits 64" {
-	usage=$'usage: mq-init [-m MODE] [-g GROUP] [--lease DUR] [--max-attempts N]\n               [--backoff DUR] QUEUE...'
+	usage=$(usage_of mq-init)
+	assert_regex "$usage" '^usage: mq-init \[-m MODE\] \[-g GROUP\] \[--lease DUR\] \[--max-attempts N\]'
 	run --separate-stderr mq-init
 	assert_failure 64
 	assert_output ""
@@ -302,9 +303,10 @@ GROUP=daemon
 @test "mq-init: --help prints the usage on stdout and exits 0" {
 	run --separate-stderr mq-init --help
 	assert_success
-	assert_line --index 0 "usage: mq-init [-m MODE] [-g GROUP] [--lease DUR] [--max-attempts N]"
-	assert_output --partial "--max-attempts N"
-	assert_output --partial "--backoff DUR"
+	assert_line --index 0 --regexp '^usage: mq-init \[-m MODE\] \[-g GROUP\] \[--lease DUR\] \[--max-attempts N\]'
+	for opt in --mode --group --lease --max-attempts --backoff --help --version; do
+		assert_output --partial -- "$opt"
+	done
 	assert_equal "$stderr" ""
 	run mq-init -h
 	assert_success

@@ -404,8 +404,8 @@ decoy() {
 	run --separate-stderr mq-recv "$Q"
 	assert_success
 	assert_output intact
-	assert_regex "$stderr" "^mq-recv: $Q: $id\\.1\\.k[0-9a-f]{12}\\.[0-9]{19}: Damaged message file: moved to quarantine$"
-	assert_equal "$(find "$Q/quarantine" -type f -name "*.$id.*" | wc -l)" 1
+	assert_regex "$stderr" "^mq-recv: $Q: $id\\.[0-9a-z.]+: Damaged message file: moved to quarantine$"
+	assert_equal "$(quarantined | grep -c "\\.$id\\.")" 1
 	assert_equal "$(count_in "$Q" cur)" 0
 	run mq-recv "$Q"
 	assert_failure 1
@@ -417,7 +417,7 @@ decoy() {
 	run --separate-stderr mq-recv "$Q" -- cat
 	assert_failure 1
 	assert_output ""
-	assert_equal "$(find "$Q/quarantine" -type f -name "*.$id.*" | wc -l)" 1
+	assert_equal "$(quarantined | grep -c "\\.$id\\.")" 1
 }
 
 @test "mq-recv: a file with a message name but no header is quarantined" {
@@ -426,7 +426,8 @@ decoy() {
 	run --separate-stderr mq-recv "$Q"
 	assert_success
 	assert_output behind
-	assert_equal "$(count_in "$Q" quarantine)" 1
+	assert_equal "$(quarantined | grep -c "\\.$(basename "$planted")\$")" 1
+	assert_equal "$(quarantined | wc -l)" 1
 }
 
 @test "mq-recv: a missing queue exits 66 and names it" {
@@ -437,7 +438,8 @@ decoy() {
 }
 
 @test "mq-recv: usage errors exit 64" {
-	usage="usage: mq-recv [-w | -t SECS] [-L DUR] [-o FILE] QUEUE [-- COMMAND [ARG...]]"
+	usage=$(usage_of mq-recv)
+	assert_regex "$usage" '^usage: mq-recv .*\[-w \| -t SECS\] \[-L DUR\] \[-o FILE\].* QUEUE \[-- COMMAND \[ARG\.\.\.\]\]$'
 	send x >/dev/null
 	run --separate-stderr mq-recv
 	assert_failure 64
@@ -467,7 +469,10 @@ decoy() {
 @test "mq-recv: --help prints the usage on stdout and exits 0" {
 	run --separate-stderr mq-recv --help
 	assert_success
-	assert_line --index 0 "usage: mq-recv [-w | -t SECS] [-L DUR] [-o FILE] QUEUE [-- COMMAND [ARG...]]"
+	assert_line --index 0 --regexp '^usage: mq-recv .*\[-w \| -t SECS\]'
+	for opt in --wait --timeout --lease --output --help --version; do
+		assert_output --partial -- "$opt"
+	done
 	assert_equal "$stderr" ""
 }
 

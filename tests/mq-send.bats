@@ -225,7 +225,8 @@ pop_cmp() {
 }
 
 @test "mq-send: -l and -0 together, or no queue, is a usage error" {
-	usage="usage: mq-send [-q] [-l | -0] QUEUE [FILE...]"
+	usage=$(usage_of mq-send)
+	assert_regex "$usage" '^usage: mq-send .*\[-l \| -0\].* QUEUE \[FILE\.\.\.\]$'
 	run --separate-stderr mq-send -l -0 "$Q" </dev/null
 	assert_failure 64
 	assert_equal "$stderr" "$usage"
@@ -241,9 +242,10 @@ pop_cmp() {
 @test "mq-send: --help prints the usage on stdout and exits 0" {
 	run --separate-stderr mq-send --help
 	assert_success
-	assert_line --index 0 "usage: mq-send [-q] [-l | -0] QUEUE [FILE...]"
-	assert_output --partial "--lines"
-	assert_output --partial "--null"
+	assert_line --index 0 --regexp '^usage: mq-send .*\[-l \| -0\]'
+	for opt in --lines --null --quiet --help --version; do
+		assert_output --partial -- "$opt"
+	done
 	assert_equal "$stderr" ""
 }
 

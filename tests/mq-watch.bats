@@ -55,7 +55,7 @@ EOF
 	run files delay
 	assert_output --regexp "^[0-9]{19}\\.$poison\\.1\$"
 	due_ms=$(( 10#${output%%.*} / 1000000 ))
-	[ "$due_ms" -ge $((t0 + 60000)) ] && [ "$due_ms" -le $((t1 + 60000)) ]
+	between "retry due after start (ms)" $((due_ms - t0)) 60000 $((t1 - t0 + 60000))
 	assert_equal "$(count_in "$Q" new)" 0
 	assert_equal "$(count_in "$Q" cur)" 0
 	assert_equal "$(count_in "$Q" dead)" 0
@@ -119,10 +119,9 @@ EOF
 	# Attempt 1 is retried 1 s after it failed, attempt 2 after 2 s;
 	# the retry does not run before it is due.
 	b1=$((due1 - fail1)) b2=$((due2 - fail2))
-	echo "backoff 1: ${b1}ms, backoff 2: ${b2}ms" >&3
-	[ "$b1" -ge 990 ] && [ "$b1" -le 1600 ]
-	[ "$b2" -ge 1990 ] && [ "$b2" -le 2600 ]
-	[ "$fail2" -ge $((due1 - 10)) ]
+	between "attempt 1 retry delay (ms)" "$b1" 990 1600
+	between "attempt 2 retry delay (ms)" "$b2" 1990 2600
+	between "attempt 2 start after attempt 1 due (ms)" $((fail2 - due1)) -10 1000
 	log_has "$id attempt 1: exit 1, retry in 1s "
 	log_has "$id attempt 2: exit 1, retry in 2s "
 }
@@ -149,9 +148,9 @@ EOF
 	t1=$(clock_ms)
 	assert_equal "$(grep -c ': ok (' <<<"$stderr")" 6
 	refute_regex "$stderr" 'retry|dead'
-	[ $((t1 - t0)) -lt 6000 ]
+	between "run time (ms)" $((t1 - t0)) 0 6000
 	# Never more than three at once.
-	[ "$(sort -n "$T/concurrency" | tail -1)" -le 3 ]
+	between "handlers at once" "$(sort -n "$T/concurrency" | tail -1)" 1 3
 	empty_queue
 }
 
@@ -183,7 +182,7 @@ EOF
 	run files cur
 	assert_output --regexp "^$id\\.1\\.[^.]+\\.[0-9]{19}\$"
 	deadline_ms=$(( 10#${output##*.} / 1000000 ))
-	[ "$deadline_ms" -gt "$(clock_ms)" ]
+	between "lease left (ms)" $((deadline_ms - $(clock_ms))) 1 1000
 	assert_equal "$(count_in "$Q" new)" 0
 	wait_for 8 log_has "$id attempt 1: ok \\("
 	run cat "$T/runs"
@@ -197,7 +196,7 @@ EOF
 	t0=$(clock_ms)
 	run -0 --separate-stderr timeout 20 mq-watch --drain --timeout 1 "$Q" -- sleep 60
 	t1=$(clock_ms)
-	[ $((t1 - t0)) -ge 900 ] && [ $((t1 - t0)) -lt 5000 ]
+	between "run time (ms)" $((t1 - t0)) 900 5000
 	assert_regex "$stderr" "$id attempt 1: timed out, killed by signal 15, retry in 1s \\("
 	run files delay
 	assert_output --regexp "^[0-9]{19}\\.$id\\.1\$"
@@ -214,7 +213,7 @@ EOF
 	run -0 --separate-stderr timeout 30 mq-watch --drain --timeout 1 "$Q" -- "$T/h"
 	t1=$(clock_ms)
 	# One second, then a grace period, then KILL: not the full minute.
-	[ $((t1 - t0)) -ge 1900 ] && [ $((t1 - t0)) -lt 15000 ]
+	between "run time (ms)" $((t1 - t0)) 1900 15000
 	assert_regex "$stderr" "$id attempt 1: timed out, killed by signal 9, retry in 1s \\("
 	run files delay
 	assert_output --regexp "^[0-9]{19}\\.$id\\.1\$"
@@ -364,7 +363,7 @@ EOF
 	    sh -c 'printf "%s attempt %s" "$(cat)" "$MQ_ATTEMPT"'
 	t1=$(clock_ms)
 	assert_output "orphaned attempt 2"
-	[ $((t1 - t0)) -lt 2000 ]
+	between "redelivery after the kill (ms)" $((t1 - t0)) 0 2000
 	empty_queue
 }
 
@@ -384,7 +383,7 @@ EOF
 	read -r rid attempt t1 <"$T/runs"
 	assert_equal "$rid" "$id"
 	assert_equal "$attempt" 2
-	[ $((t1 - t0)) -ge 1900 ] && [ $((t1 - t0)) -lt 4000 ]
+	between "claim to redelivery (ms)" $((t1 - t0)) 1900 4000
 }
 
 # --- standard output mode ------------------------------------------------------
@@ -421,13 +420,12 @@ EOF
 	echo prompt | mq-send -q "$Q"
 	wait_exit 10 "$pid"
 	t1=$(clock_ms)
-	echo "send to mq-recv return: $((t1 - t0))ms" >&3
 	run cat "$T/recv.err"
 	assert_output ''
 	run cat "$T/recv.out"
 	assert_output prompt
 	assert_equal "$EXIT_STATUS" 0
-	[ $((t1 - t0)) -lt 1000 ]
+	between "send to mq-recv return (ms)" $((t1 - t0)) 0 1000
 }
 
 @test "mq-watch: mq-recv -t wakes for an expired lease without a new send" {
@@ -441,7 +439,7 @@ EOF
 	assert_output lapsed
 	assert_equal "$stderr" ''
 	assert_equal "$status" 0
-	[ $((t1 - t0)) -lt 2500 ]
+	between "lease end to mq-recv return (ms)" $((t1 - t0)) 0 2500
 }
 
 @test "mq-watch: a message sent to an idle watcher starts its handler promptly" {
@@ -456,8 +454,7 @@ EOF
 		id=$(echo "m$i" | mq-send "$Q")
 		wait_for 5 test -s "$T/start.$id"
 		lat=$(( $(cat "$T/start.$id") - t0 ))
-		echo "send to handler start: ${lat}ms" >&3
-		[ "$lat" -lt 500 ]
+		between "send to handler start (ms)" "$lat" 0 500
 		wait_for 5 log_has "$id attempt 1: ok"
 		wait_for 5 watching "$BG_PID"
 	done
@@ -485,9 +482,8 @@ EOF
 	c0=$(cpu_ticks "$pid")
 	sleep 3	# the measurement itself, not synchronisation
 	c1=$(cpu_ticks "$pid")
-	echo "idle CPU over 3 s: $((c1 - c0)) ticks" >&3
 	! gone "$pid"
-	[ $((c1 - c0)) -le 3 ]
+	between "CPU ticks used idle for 3 s" $((c1 - c0)) 0 3
 }
 
 # --- logging and systemd ---------------------------------------------------------

@@ -40,6 +40,22 @@ now_ms() { date +%s%3N; }
 # The id mq-send printed for the only message of a run, checked for form.
 is_id() { [[ $1 =~ ^[0-9a-f]{16}$ ]]; }
 
+# True when the programs under test are built with AddressSanitizer.
+# Each run then costs several milliseconds more, so tests that start
+# thousands of processes scale down to stay fast.
+under_asan() { grep -q __asan_init "$(command -v mq-recv)"; }
+
+# The usage block of PROG's --help (up to the first blank line): what a
+# usage error must print.
+usage_of() { "$1" --help | sed '/^$/,$d'; }
+
+# Names of what was moved to quarantine/, without the .reason notes
+# beside them.
+quarantined() {
+	find "${1:-$Q}/quarantine" -mindepth 1 -maxdepth 1 ! -name '*.reason' \
+	    -printf '%f\n' | sort
+}
+
 # Names (not paths) of the files in a state folder, sorted.
 names_in() {
 	find "${2:-$Q}/$1" -mindepth 1 \( -type f -o -type l -o -type p \) \

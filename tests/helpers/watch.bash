@@ -83,6 +83,13 @@ clock_ms() {
 	echo $((us / 1000))
 }
 
+# between WHAT VALUE MIN MAX: assert MIN <= VALUE <= MAX, saying what was
+# measured and its value when not.
+between() {
+	[ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
+	    fail "$1: $2, expected $3 to $4"
+}
+
 # files DIR: the names of the regular files under $Q/DIR, one a line.
 files() {
 	find "$Q/$1" -type f -printf '%f\n' | sort
