@@ -14,10 +14,13 @@ PKG_CONFIG ?= pkg-config
 # Warnings and the language level stay even when CFLAGS is overridden.
 MQ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 \
 	-Wno-format-nonliteral $(shell $(PKG_CONFIG) --cflags libsodium zlib 2>/dev/null)
-# --as-needed drops libsodium and zlib from programs that do not use
-# them, so they cost nothing at start-up.
+# The programs run once per message: libsodium and zlib are linked into
+# them statically, so start-up maps no extra shared object and runs no
+# relocations for code a call may never use.  libmq.so links them
+# dynamically, as a library should.
 MQ_LDFLAGS = -Wl,--as-needed
 LDLIBS_DEPS = $(shell $(PKG_CONFIG) --libs libsodium zlib 2>/dev/null)
+LDLIBS_PROGS = -Wl,-Bstatic -lsodium -lz -Wl,-Bdynamic
 
 ifeq ($(SANITIZE),1)
 BUILD = build/asan
@@ -77,7 +80,7 @@ $(BUILD)/libmq.a: $(LIBOBJ)
 $(BUILD)/bin/%: $(BUILD)/cmd/%.o $(CLIOBJ) $(BUILD)/libmq.a
 	@mkdir -p $(@D)
 	$(CC) $(MQ_LDFLAGS) $(LDFLAGS) -o $@ $< $(CLIOBJ) $(BUILD)/libmq.a \
-		$(LDLIBS_DEPS) $(LDLIBS)
+		$(LDLIBS_PROGS) $(LDLIBS)
 
 check: deps
 	$(MAKE) all
@@ -144,3 +147,6 @@ clean:
 	rm -rf build
 
 .PHONY: all check deps asan lint fuzz demo install uninstall clean
+
+# Keep object files: they are not throwaway intermediates.
+.SECONDARY:

@@ -21,7 +21,8 @@ static const char help[] =
     "  -e, --extend DUR   keep the claim until DUR from now\n"
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n\n"
-    "Exit 1 when a receipt is stale (lease expired, or already settled).\n";
+    "Exit 1 when a receipt is stale: its lease ran out and another consumer\n"
+    "took the message, or it was already settled.\n";
 
 enum action { ACK, RETRY, FAIL, EXTEND };
 

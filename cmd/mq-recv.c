@@ -285,10 +285,15 @@ main(int argc, char *argv[])
 		print_headers(&m);
 		fflush(stdout);
 	}
-	if (write_body(q, &m, out) == -1 || (out == NULL && fflush(stdout) == EOF)) {
+	if (write_body(q, &m, out) == -1) {
+		mq_msg_close(&m);
+		if (mq_unclaim(q, m.receipt) == -1)
+			cli_warn(m.receipt, errno);
+		return 74;
+	}
+	if (out == NULL && fflush(stdout) == EOF) {
 		err = errno;
-		if (out == NULL && err != 0)
-			cli_warn("stdout", err);
+		cli_warn("stdout", err);
 		mq_msg_close(&m);
 		if (mq_unclaim(q, m.receipt) == -1)
 			cli_warn(m.receipt, errno);

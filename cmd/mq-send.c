@@ -69,8 +69,12 @@ commit(struct sender *s)
 		errno = err;
 		return -1;
 	}
-	if (!s->quiet && fflush(stdout) == EOF)
+	/* The messages are sent; only their ids could not be told. */
+	if (!s->quiet && fflush(stdout) == EOF) {
+		cli_warn("stdout", errno);
+		errno = EIO;
 		return -1;
+	}
 	return 0;
 }
 

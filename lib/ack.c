@@ -132,7 +132,7 @@ op_retry(struct mq_queue *q, const char *name, void *arg)
 		return mq_move_to_dead(q, curfd, name, seq, n, "attempts");
 	}
 	if (a->delay_s == 0)
-		return mq_move_to_ready(q, curfd, name, seq, n) == -1 ? -1 : 0;
+		return mq_move_to_ready(q, curfd, name, seq, n, -1) == -1 ? -1 : 0;
 	if ((delayfd = mq_dir(q, MQ_DIR_DELAY)) == -1)
 		return -1;
 	mq_id_format(seq, id);

@@ -106,7 +106,7 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 				*next_ns = due;
 			continue;
 		}
-		if (mq_move_to_ready(q, delayfd, de->d_name, seq, n) != -1)
+		if (mq_move_to_ready(q, delayfd, de->d_name, seq, n, -1) != -1)
 			(*moved)++;
 		else if (errno != ENOENT && errno != EEXIST) {
 			int saved = errno;
@@ -152,7 +152,7 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 			rc = mq_move_to_dead(q, curfd, de->d_name, seq, n,
 			    "attempts");
 		else
-			rc = mq_move_to_ready(q, curfd, de->d_name, seq, n);
+			rc = mq_move_to_ready(q, curfd, de->d_name, seq, n, -1);
 		if (rc != -1)
 			moved++;
 		else if (errno != ENOENT && errno != EEXIST) {
@@ -220,18 +220,19 @@ mq_list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
 }
 
 static int
-cmp_u64(const void *a, const void *b)
+cmp_bucket(const void *a, const void *b)
 {
-	const uint64_t *x = a, *y = b;
+	const struct mq_bucket *x = a, *y = b;
 
-	return *x < *y ? -1 : *x > *y;
+	if (x->prio != y->prio)
+		return x->prio > y->prio ? -1 : 1;
+	return x->base < y->base ? -1 : x->base > y->base;
 }
 
-/* The bucket ids present in new/, sorted. */
-uint64_t *
+struct mq_bucket *
 mq_list_buckets(int newfd, size_t *count)
 {
-	uint64_t *b = NULL, *grown, seq;
+	struct mq_bucket *b = NULL, *grown, one;
 	struct dirent *de;
 	size_t len = 0, cap = 0;
 	DIR *d;
@@ -240,8 +241,7 @@ mq_list_buckets(int newfd, size_t *count)
 	if ((d = mq_opendirat(newfd, ".")) == NULL)
 		return NULL;
 	while ((de = readdir(d)) != NULL) {
-		if (mq_id_parse(de->d_name, &seq) == -1 ||
-		    (seq & (((uint64_t)1 << MQ_BUCKET_BITS) - 1)) != 0)
+		if (mq_bucket_name_parse(de->d_name, &one) == -1)
 			continue;
 		if (len == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -253,11 +253,11 @@ mq_list_buckets(int newfd, size_t *count)
 			}
 			b = grown;
 		}
-		b[len++] = seq;
+		b[len++] = one;
 	}
 	closedir(d);
 	if (len > 1)
-		qsort(b, len, sizeof(*b), cmp_u64);
+		qsort(b, len, sizeof(*b), cmp_bucket);
 	*count = len;
 	if (b == NULL)
 		errno = 0;
@@ -406,21 +406,22 @@ fail:
 /* Claim from one bucket.  Returns 1 claimed, 0 nothing claimable, -1. */
 static int
 claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
-    uint64_t base, int removable, unsigned lease_s, int keep_lock,
-    struct mq_msg *m)
+    const struct mq_bucket *b, int removable, unsigned lease_s,
+    int keep_lock, struct mq_msg *m)
 {
-	char bucket[MQ_ID_SIZE];
+	char bucket[MQ_BUCKET_NAME_SIZE];
 	struct mq_ready *e;
 	size_t count, i;
 	int newfd = q->dirfd[MQ_DIR_NEW], bucketfd, rc = 0;
 
-	mq_bucket_name(base, bucket);
-	e = mq_list_bucket(newfd, bucket, base, &count);
+	mq_bucket_name(b->base, b->prio, bucket);
+	e = mq_list_bucket(newfd, bucket, b->base, &count);
 	if (e == NULL && errno != 0)
 		return errno == ENOENT ? 0 : -1;
 	if (count == 0) {
-		/* Keep the newest bucket: senders are filling it, and
-		 * recreating it would cost each of them a directory sync. */
+		/* Keep the newest bucket of each priority: senders are
+		 * filling it, and recreating it would cost each of them a
+		 * directory sync. */
 		if (removable)
 			unlinkat(newfd, bucket, AT_REMOVEDIR);
 		free(e);
@@ -444,7 +445,7 @@ mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
     struct mq_msg *m)
 {
 	struct mq_config cfg;
-	uint64_t *buckets;
+	struct mq_bucket *buckets;
 	size_t count, i;
 	int rc = 0;
 
@@ -462,8 +463,9 @@ mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
 	if (buckets == NULL && errno != 0)
 		return -1;
 	for (i = 0; i < count && rc == 0; i++)
-		rc = claim_in_bucket(q, &cfg, buckets[i], i + 1 < count,
-		    lease_s, keep_lock, m);
+		rc = claim_in_bucket(q, &cfg, &buckets[i], i + 1 < count &&
+		    buckets[i + 1].prio == buckets[i].prio, lease_s, keep_lock,
+		    m);
 	free(buckets);
 	return rc;
 }

@@ -189,6 +189,31 @@ parse_line(char *line, struct mq_config *c)
 		return parse_path(val, c->trusted_keys, sizeof(c->trusted_keys));
 	if (strcmp(key, "key") == 0)
 		return parse_path(val, c->key, sizeof(c->key));
+	if (strcmp(key, "ttl") == 0)
+		return mq_parse_duration(val, &c->ttl_s);
+	if (strcmp(key, "expired") == 0) {
+		if (strcmp(val, "dead") == 0)
+			c->expired_drop = 0;
+		else if (strcmp(val, "drop") == 0)
+			c->expired_drop = 1;
+		else
+			return -1;
+		return 0;
+	}
+	if (strcmp(key, "dedup-window") == 0)
+		return mq_parse_duration(val, &c->dedup_window_s);
+	if (strcmp(key, "subscriber") == 0) {
+		size_t have = strlen(c->subscribers);
+		if (*val != '/' || strchr(val, ':') != NULL ||
+		    have + strlen(val) + 2 > sizeof(c->subscribers))
+			return -1;
+		if (have > 0)
+			c->subscribers[have++] = ':';
+		strcpy(c->subscribers + have, val);
+		return 0;
+	}
+	if (strcmp(key, "topic") == 0)
+		return parse_path(val, c->topic, sizeof(c->topic));
 	return -1;
 }
 
@@ -201,6 +226,7 @@ mq_config_defaults(struct mq_config *c)
 	c->backoff_s = MQ_DEFAULT_BACKOFF_S;
 	c->compress = MQ_COMPRESS_NO;
 	c->compress_min = 1024;
+	c->dedup_window_s = 300;
 }
 
 /* Parse config text (modified in place) over the values already in c. */
@@ -261,10 +287,31 @@ mq_config(struct mq_queue *q, struct mq_config *out)
 	return 0;
 }
 
+/* The fan-out lines: one per subscriber of a topic, or a subscriber's
+ * topic. */
+static const char *
+topic_lines(const struct mq_config *c, char *buf, size_t size)
+{
+	const char *p = c->subscribers, *colon;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	if (c->topic[0] != '\0')
+		len += (size_t)snprintf(buf, size, "topic = %s\n", c->topic);
+	while (*p != '\0' && len < size) {
+		colon = strchr(p, ':');
+		len += (size_t)snprintf(buf + len, size - len,
+		    "subscriber = %.*s\n", colon ? (int)(colon - p) :
+		    (int)strlen(p), p);
+		p = colon ? colon + 1 : p + strlen(p);
+	}
+	return buf;
+}
+
 int
 mq_config_write(struct mq_queue *q, const struct mq_config *c)
 {
-	char buf[2048];
+	char buf[4096], links[2048];
 	int fd, n, saved;
 
 	n = snprintf(buf, sizeof(buf),
@@ -283,13 +330,21 @@ mq_config_write(struct mq_queue *q, const struct mq_config *c)
 	    "# Deliver only messages signed by a key in trusted-keys.\n"
 	    "require-signature = %s\n"
 	    "%s%s%s"
-	    "%s%s%s",
+	    "%s%s%s"
+	    "# Expire messages not received in time (0: never): dead or drop.\n"
+	    "ttl = %us\n"
+	    "expired = %s\n"
+	    "# How long mq-send -k remembers an idempotency key.\n"
+	    "dedup-window = %us\n"
+	    "%s",
 	    c->lease_s, c->max_attempts, c->backoff_s,
 	    c->compress == MQ_COMPRESS_AUTO ? "auto" : "no", c->compress_min,
 	    c->max_size, c->require_signature ? "yes" : "no",
 	    c->trusted_keys[0] ? "trusted-keys = " : "", c->trusted_keys,
 	    c->trusted_keys[0] ? "\n" : "",
-	    c->key[0] ? "key = " : "", c->key, c->key[0] ? "\n" : "");
+	    c->key[0] ? "key = " : "", c->key, c->key[0] ? "\n" : "",
+	    c->ttl_s, c->expired_drop ? "drop" : "dead", c->dedup_window_s,
+	    topic_lines(c, links, sizeof(links)));
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
 		errno = ENAMETOOLONG;
 		return -1;

@@ -120,6 +120,21 @@ mq_header_build(char *buf, size_t size, const struct mq_header_fields *f,
 	if (f->signer != NULL &&
 	    append(buf, size, &len, "signer: %s\n", f->signer) == -1)
 		return -1;
+	if (f->priority > 0 &&
+	    append(buf, size, &len, "priority: %d\n", f->priority) == -1)
+		return -1;
+	if (f->expires_ns > 0 && append(buf, size, &len, "expires: %" PRId64
+	    "\n", f->expires_ns) == -1)
+		return -1;
+	if (f->group != NULL) {
+		if (*f->group == '\0' || strlen(f->group) > 128 ||
+		    !mq_header_value_valid(f->group)) {
+			errno = MQ_EBADHEADER;
+			return -1;
+		}
+		if (append(buf, size, &len, "group: %s\n", f->group) == -1)
+			return -1;
+	}
 	for (h = f->headers; h != NULL && *h != NULL; h++) {
 		if ((eq = strchr(*h, '=')) == NULL ||
 		    !mq_header_name_valid(*h, (size_t)(eq - *h)) ||
@@ -222,7 +237,7 @@ mq_header_parse(int fd, struct mq_msg *m, off_t file_size)
 {
 	char *buf = m->header, *line, *eol, *end, *val;
 	int have_id = 0, have_time = 0, have_size = 0, have_raw = 0;
-	int have_queue = 0, have_seal = 0;
+	int have_queue = 0, have_seal = 0, have_group = 0;
 	int64_t size = 0, raw = 0;
 	off_t trailer;
 	ssize_t n;
@@ -240,6 +255,9 @@ mq_header_parse(int fd, struct mq_msg *m, off_t file_size)
 		goto bad;
 	m->header_len = (size_t)(end + 2 - buf);
 	m->compressed = m->sealed = m->signed_ = 0;
+	m->priority = 0;
+	m->expires_ns = 0;
+	m->group[0] = '\0';
 	for (line = buf + sizeof(MAGIC) - 1; line <= end; line = eol + 1) {
 		eol = memchr(line, '\n', (size_t)(end + 1 - line));
 		if ((val = memchr(line, ':', (size_t)(eol - line))) == NULL ||
@@ -275,7 +293,18 @@ mq_header_parse(int fd, struct mq_msg *m, off_t file_size)
 		else if (KEY("signer") && !m->signed_ &&
 		    decode_key(val, eol, m->signer) == 0)
 			m->signed_ = 1;
-		else if (klen > 2 && memcmp(line, "h-", 2) == 0 &&
+		else if (KEY("priority") && m->priority == 0 && eol - val == 1 &&
+		    *val >= '1' && *val <= '9')
+			m->priority = *val - '0';
+		else if (KEY("expires") && m->expires_ns == 0 &&
+		    parse_decimal(val, eol, &m->expires_ns) == 0 &&
+		    m->expires_ns > 0)
+			;
+		else if (KEY("group") && !have_group && val < eol) {
+			have_group = 1;
+			snprintf(m->group, sizeof(m->group), "%.*s",
+			    (int)(eol - val), val);
+		} else if (klen > 2 && memcmp(line, "h-", 2) == 0 &&
 		    mq_header_name_valid(line + 2, klen - 2))
 			;
 		else

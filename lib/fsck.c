@@ -189,10 +189,11 @@ check_entry(const struct mq_entry *e, void *arg)
 /* Names in the state folders that are not messages are invisible to
  * consumers; they are reported so that nothing hides in a queue. */
 static void
-check_strays(struct fsck *f, enum mq_dir dir, int nested)
+check_strays(struct fsck *f, enum mq_dir dir)
 {
 	char rel[2 * NAME_MAX + 16];
 	struct dirent *de;
+	struct mq_bucket one;
 	uint64_t seq;
 	unsigned n;
 	int64_t t;
@@ -207,8 +208,7 @@ check_strays(struct fsck *f, enum mq_dir dir, int nested)
 			continue;
 		switch (dir) {
 		case MQ_DIR_NEW:
-			ok = nested ? mq_ready_name_parse(de->d_name, &seq, &n) == 0 :
-			    mq_id_parse(de->d_name, &seq) == 0;
+			ok = mq_bucket_name_parse(de->d_name, &one) == 0;
 			break;
 		case MQ_DIR_CUR:
 			ok = mq_lease_name_parse(de->d_name, &seq, &n, &kind,
@@ -235,9 +235,10 @@ check_strays(struct fsck *f, enum mq_dir dir, int nested)
 static void
 check_bucket_strays(struct fsck *f)
 {
-	char bucket[MQ_ID_SIZE], rel[2 * NAME_MAX + 16];
+	char bucket[MQ_BUCKET_NAME_SIZE], rel[2 * NAME_MAX + 16];
 	struct dirent *de;
-	uint64_t *b, seq;
+	struct mq_bucket *b;
+	uint64_t seq;
 	size_t nb, i;
 	unsigned n;
 	int newfd = f->q->dirfd[MQ_DIR_NEW], bfd, rc = 0;
@@ -246,7 +247,7 @@ check_bucket_strays(struct fsck *f)
 	if ((b = mq_list_buckets(newfd, &nb)) == NULL)
 		return;
 	for (i = 0; i < nb; i++) {
-		mq_bucket_name(b[i], bucket);
+		mq_bucket_name(b[i].base, b[i].prio, bucket);
 		if ((d = mq_opendirat(newfd, bucket)) == NULL)
 			continue;
 		bfd = dirfd(d);
@@ -255,7 +256,7 @@ check_bucket_strays(struct fsck *f)
 			    strcmp(de->d_name, "..") == 0)
 				continue;
 			if (mq_ready_name_parse(de->d_name, &seq, &n) == 0 &&
-			    (seq >> MQ_BUCKET_BITS) == (b[i] >> MQ_BUCKET_BITS))
+			    (seq >> MQ_BUCKET_BITS) == (b[i].base >> MQ_BUCKET_BITS))
 				continue;
 			snprintf(rel, sizeof(rel), "new/%s/%s", bucket, de->d_name);
 			if (f->fix)
@@ -305,11 +306,11 @@ mq_fsck(const char *operand, int fix,
 	check_seq(&f);
 	check_config(&f);
 	check_tmp(&f);
-	check_strays(&f, MQ_DIR_NEW, 0);
+	check_strays(&f, MQ_DIR_NEW);
 	check_bucket_strays(&f);
-	check_strays(&f, MQ_DIR_CUR, 1);
-	check_strays(&f, MQ_DIR_DELAY, 1);
-	check_strays(&f, MQ_DIR_DEAD, 1);
+	check_strays(&f, MQ_DIR_CUR);
+	check_strays(&f, MQ_DIR_DELAY);
+	check_strays(&f, MQ_DIR_DEAD);
 	mq_walk(f.q, MQ_ALL_STATES & ~MQ_STATE_BIT(MQ_QUARANTINED),
 	    check_entry, &f);
 	mq_walk(f.q, MQ_STATE_BIT(MQ_INFLIGHT) | MQ_STATE_BIT(MQ_DELAYED),

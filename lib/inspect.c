@@ -43,18 +43,18 @@ static int
 walk_ready(struct mq_queue *q, int (*fn)(const struct mq_entry *, void *),
     void *arg)
 {
-	char bucket[MQ_ID_SIZE], name[MQ_NAME_MAX];
+	char bucket[MQ_BUCKET_NAME_SIZE], name[MQ_NAME_MAX];
 	struct mq_entry e;
 	struct mq_ready *r;
-	uint64_t *b;
+	struct mq_bucket *b;
 	size_t nb, nr, i, j;
 	int newfd = q->dirfd[MQ_DIR_NEW], bfd, rc = 0;
 
 	if ((b = mq_list_buckets(newfd, &nb)) == NULL && errno != 0)
 		return -1;
 	for (i = 0; i < nb && rc == 0; i++) {
-		mq_bucket_name(b[i], bucket);
-		r = mq_list_bucket(newfd, bucket, b[i], &nr);
+		mq_bucket_name(b[i].base, b[i].prio, bucket);
+		r = mq_list_bucket(newfd, bucket, b[i].base, &nr);
 		if (r == NULL)
 			continue;
 		bfd = openat(newfd, bucket, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
@@ -67,7 +67,7 @@ walk_ready(struct mq_queue *q, int (*fn)(const struct mq_entry *, void *),
 			snprintf(name, sizeof(name), "%s.%u", e.id, r[j].n);
 			snprintf(e.path, sizeof(e.path), "new/%s/%s", bucket, name);
 			e.dirfd = bfd;
-			e.name = e.path + 4 + 16 + 1;
+			e.name = e.path + 4 + strlen(bucket) + 1;
 			if (fstatat(bfd, name, &e.st, AT_SYMLINK_NOFOLLOW) == 0)
 				rc = fn(&e, arg);
 		}

@@ -55,14 +55,23 @@ read_keyfile(const char *path, char *buf, size_t size, int secret)
 		errno = MQ_EBADKEY;
 		goto fail;
 	}
-	if (secret && (st.st_mode & 077) != 0) {
-		errno = MQ_EKEYPERM;
-		goto fail;
-	}
 	n = mq_read_full(fd, buf, size - 1);
 	close(fd);
-	if (n >= 0)
-		buf[n] = '\0';
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	/* Say what the file is before judging its mode: a public key given
+	 * as a secret one is the likelier mistake. */
+	if (secret && strncmp(buf, SEC_TAG, strlen(SEC_TAG)) != 0) {
+		sodium_memzero(buf, size);
+		errno = MQ_EBADKEY;
+		return -1;
+	}
+	if (secret && (st.st_mode & 077) != 0) {
+		sodium_memzero(buf, size);
+		errno = MQ_EKEYPERM;
+		return -1;
+	}
 	return n;
 fail:
 	n = errno;

@@ -171,10 +171,60 @@ mq_id_format(uint64_t seq, char id[MQ_ID_SIZE])
 	id[16] = '\0';
 }
 
+/* Priority 0 buckets are named by the first id they hold; higher
+ * priorities get a "pN-" prefix so an admin sees them at a glance. */
 void
-mq_bucket_name(uint64_t seq, char name[MQ_ID_SIZE])
+mq_bucket_name(uint64_t seq, int prio, char name[MQ_BUCKET_NAME_SIZE])
 {
-	mq_id_format(seq & ~(((uint64_t)1 << MQ_BUCKET_BITS) - 1), name);
+	char id[MQ_ID_SIZE];
+
+	mq_id_format(seq & ~(((uint64_t)1 << MQ_BUCKET_BITS) - 1), id);
+	if (prio > 0 && prio <= 9)
+		snprintf(name, MQ_BUCKET_NAME_SIZE, "p%c-%s", '0' + prio, id);
+	else
+		memcpy(name, id, MQ_ID_SIZE);
+}
+
+int
+mq_bucket_name_parse(const char *name, struct mq_bucket *b)
+{
+	int prio = 0;
+
+	if (name[0] == 'p' && name[1] >= '1' && name[1] <= '9' &&
+	    name[2] == '-') {
+		prio = name[1] - '0';
+		name += 3;
+	}
+	if (mq_id_parse(name, &b->base) == -1 ||
+	    (b->base & (((uint64_t)1 << MQ_BUCKET_BITS) - 1)) != 0)
+		return -1;
+	b->prio = prio;
+	return 0;
+}
+
+/* The priority a message was sent with, from its header; 0 if none. */
+int
+mq_file_priority(int dirfd, const char *name)
+{
+	char buf[MQ_HEADER_MAX + 1], *p, *end;
+	ssize_t n;
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	n = pread(fd, buf, MQ_HEADER_MAX, 0);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if ((end = strstr(buf, "\n\n")) == NULL)
+		return 0;
+	*end = '\0';
+	if ((p = strstr(buf, "\npriority: ")) == NULL || p[12] < '0' ||
+	    p[12] > '9' || (p[13] != '\n' && p[13] != '\0'))
+		return 0;
+	return p[12] - '0';
 }
 
 /* Parse exactly 16 lowercase hex digits; returns characters consumed or
@@ -362,17 +412,20 @@ mq_token(char *buf, size_t size, int keep_lock)
 /* Move a file into its bucket in new/.  The bucket may have been removed
  * by a consumer that emptied it, so create it and try once more; a new
  * bucket's entry in new/ is synced so the file under it is reachable after
- * a crash.  Returns 1 when it had to create the bucket, else 0. */
+ * a crash.  prio -1 reads the priority from the file's header.  Returns
+ * 1 when it had to create the bucket, else 0. */
 int
 mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
-    uint64_t seq, unsigned n)
+    uint64_t seq, unsigned n, int prio)
 {
-	char bucket[MQ_ID_SIZE], to[MQ_NAME_MAX], id[MQ_ID_SIZE];
+	char bucket[MQ_BUCKET_NAME_SIZE], to[MQ_NAME_MAX], id[MQ_ID_SIZE];
 	int newfd, tries;
 
 	if ((newfd = mq_dir(q, MQ_DIR_NEW)) == -1)
 		return -1;
-	mq_bucket_name(seq, bucket);
+	if (prio < 0)
+		prio = mq_file_priority(fromfd, from);
+	mq_bucket_name(seq, prio, bucket);
 	mq_id_format(seq, id);
 	snprintf(to, sizeof(to), "%s/%s.%u", bucket, id, n);
 	for (tries = 0;; tries++) {

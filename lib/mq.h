@@ -69,6 +69,11 @@ struct mq_send_opts {
 	const struct mq_key *sign;    /* sign with this key, or NULL */
 	const struct mq_pubkey *seal_to; /* seal the body to this key */
 	const char *const *headers;   /* "name=value" ..., NULL-terminated */
+	int priority;                 /* 0 to 9, higher first */
+	int64_t not_before_ns;        /* deliver no earlier; 0: at once */
+	unsigned ttl_s;               /* expire unreceived after; 0: config */
+	const char *dedup_key;        /* idempotency key, or NULL */
+	const char *group;            /* message group, or NULL */
 };
 #define MQ_COMPRESS_CONFIG 0          /* as the queue's config says */
 #define MQ_COMPRESS_NO 1
@@ -85,6 +90,11 @@ struct mq_config {
 	char trusted_keys[256];       /* file or directory of .pub, or "" */
 	char key[256];                /* secret key opening sealed bodies */
 	uint64_t max_size;            /* largest body accepted, 0: any */
+	unsigned ttl_s;               /* default expiry, 0: never */
+	int expired_drop;             /* drop expired messages, not dead */
+	unsigned dedup_window_s;      /* how long an idempotency key holds */
+	char subscribers[1024];       /* topic: subscriber paths, ':' between */
+	char topic[256];              /* subscriber: its topic's path */
 };
 
 /* A claimed message.  fd is open on the message file and holds its lock. */
@@ -104,6 +114,9 @@ struct mq_msg {
 	int sealed;
 	int signed_;
 	unsigned char signer[32];
+	int priority;
+	int64_t expires_ns;    /* 0: never */
+	char group[132];       /* "" when in no group */
 	size_t header_len;
 	char header[MQ_HEADER_MAX];
 };

@@ -57,7 +57,14 @@ int mq_dir(struct mq_queue *q, enum mq_dir which);
 int64_t mq_now_ns(void);
 void mq_id_format(uint64_t seq, char id[MQ_ID_SIZE]);
 int mq_id_parse(const char *s, uint64_t *seq);
-void mq_bucket_name(uint64_t seq, char name[MQ_ID_SIZE]);
+#define MQ_BUCKET_NAME_SIZE 24
+struct mq_bucket {
+	uint64_t base;
+	int prio;
+};
+void mq_bucket_name(uint64_t seq, int prio, char name[MQ_BUCKET_NAME_SIZE]);
+int mq_bucket_name_parse(const char *name, struct mq_bucket *b);
+int mq_file_priority(int dirfd, const char *name);
 int mq_ready_name_parse(const char *name, uint64_t *seq, unsigned *n);
 int mq_receipt_parse(const char *r, uint64_t *seq, unsigned *n, char *kind);
 int mq_lease_name_parse(const char *name, uint64_t *seq, unsigned *n,
@@ -69,7 +76,7 @@ int mq_delay_name_parse(const char *name, int64_t *due, uint64_t *seq,
 int mq_lease_find(struct mq_queue *q, const char *receipt, char *name,
     size_t size);
 int mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
-    uint64_t seq, unsigned n);
+    uint64_t seq, unsigned n, int prio);
 int mq_move_to_dead(struct mq_queue *q, int fromfd, const char *from,
     uint64_t seq, unsigned n, const char *reason);
 int mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err);
@@ -100,6 +107,9 @@ struct mq_header_fields {
 	const char *sealed_to, *seal_key, *seal_header;	/* base64 */
 	const char *signer;				/* base64, or NULL */
 	const char *const *headers;
+	int priority;
+	int64_t expires_ns;
+	const char *group;
 };
 int mq_header_build(char *buf, size_t size, const struct mq_header_fields *f,
     off_t *size_at, off_t *raw_at);
@@ -114,6 +124,20 @@ int mq_header_value_valid(const char *s);
 int mq_verify(struct mq_queue *q, const struct mq_msg *m);
 int mq_decode(struct mq_queue *q, const struct mq_msg *m, int out);
 int mq_sealed_for_us(struct mq_queue *q, const struct mq_msg *m);
+
+/* dedup.c: 0 claimed, 1 duplicate of dup_id, -1 error. */
+#define MQ_DEDUP_NAME_SIZE 33
+void mq_dedup_name(const char *key, char name[MQ_DEDUP_NAME_SIZE]);
+int mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
+    char name[MQ_DEDUP_NAME_SIZE], char dup_id[MQ_ID_SIZE]);
+int mq_dedup_settle(struct mq_queue *q, const char *name, const char *id,
+    unsigned window_s);
+void mq_dedup_release(struct mq_queue *q, const char *name);
+
+/* fanout.c */
+int mq_fanout(struct mq_queue *topic, const struct mq_config *cfg,
+    const char *tmp_name, const char *topic_id, int prio, int64_t due_ns);
+int mq_fanout_recover(struct mq_queue *topic);
 
 /* keys.c */
 int mq_sodium_init(void);
@@ -133,9 +157,9 @@ struct mq_ready {
 	unsigned n;
 };
 DIR *mq_opendirat(int dirfd, const char *name);
-/* Sorted bucket ids in new/, and the sorted entries of one bucket; NULL
- * with errno 0 when empty. */
-uint64_t *mq_list_buckets(int newfd, size_t *count);
+/* The buckets in new/ in claim order (priority down, then id up), and
+ * the sorted entries of one bucket; NULL with errno 0 when empty. */
+struct mq_bucket *mq_list_buckets(int newfd, size_t *count);
 struct mq_ready *mq_list_bucket(int newfd, const char *bucket, uint64_t base,
     size_t *count);
 /* mq_reap returns how many messages it made ready, or -1. */

@@ -40,9 +40,15 @@ struct mq_draft {
 	unsigned char *probe;
 	size_t probe_len;
 	unsigned compress_min;
+	int duplicate;
+	int64_t due_ns;
+	int64_t expires_ns;
+	unsigned dedup_window_s;
+	char dedup_name[MQ_DEDUP_NAME_SIZE];
 	struct mq_encoder enc;
 	char id[MQ_ID_SIZE];
 	char tmp_name[MQ_NAME_MAX];
+	char dest[MQ_NAME_MAX + MQ_BUCKET_NAME_SIZE];	/* relative to the queue */
 	char header[MQ_HEADER_MAX];
 };
 
@@ -104,6 +110,9 @@ start(struct mq_draft *d)
 	f.seal_header = hdr_b64;
 	f.signer = signing ? signer : NULL;
 	f.headers = o != NULL ? o->headers : NULL;
+	f.priority = o != NULL ? o->priority : 0;
+	f.expires_ns = d->expires_ns;
+	f.group = o != NULL ? o->group : NULL;
 	len = mq_header_build(d->header, sizeof(d->header), &f, &d->size_at,
 	    &d->raw_at);
 	if (len == -1)
@@ -155,10 +164,37 @@ mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
 	d->compress_min = cfg.compress_min;
 	d->compress = opts != NULL && opts->compress != MQ_COMPRESS_CONFIG ?
 	    opts->compress : cfg.compress;
+	if (opts != NULL && (opts->priority < 0 || opts->priority > 9)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	d->ns = mq_now_ns();
+	d->due_ns = opts != NULL ? opts->not_before_ns : 0;
+	if (opts != NULL && opts->ttl_s != 0)
+		d->expires_ns = d->ns + (int64_t)opts->ttl_s * 1000000000;
+	else if (cfg.ttl_s != 0)
+		d->expires_ns = d->ns + (int64_t)cfg.ttl_s * 1000000000;
+	if (opts != NULL && opts->dedup_key != NULL) {
+		d->dedup_window_s = cfg.dedup_window_s;
+		switch (mq_dedup_claim(q, opts->dedup_key, cfg.dedup_window_s,
+		    d->dedup_name, d->id)) {
+		case 1:
+			/* The body is read and thrown away; the first
+			 * message's id stands for this send. */
+			d->duplicate = 1;
+			d->dedup_name[0] = '\0';
+			d->started = d->closed = 1;
+			return d;
+		case 0:
+			break;
+		default:
+			d->dedup_name[0] = '\0';
+			goto fail;
+		}
+	}
 	if (mq_seq_reserve(q, 1, &d->seq) == -1)
 		goto fail;
 	mq_id_format(d->seq, d->id);
-	d->ns = mq_now_ns();
 	snprintf(d->tmp_name, sizeof(d->tmp_name), "%ld.%" PRId64 ".%s",
 	    (long)getpid(), d->ns, d->id);
 	d->fd = openat(tmpfd, d->tmp_name, O_WRONLY | O_CREAT | O_EXCL |
@@ -181,6 +217,8 @@ mq_draft_write(struct mq_draft *d, const void *buf, size_t n)
 	unsigned char *grown;
 	size_t cap;
 
+	if (d->duplicate)
+		return 0;
 	if (d->max_size != 0 && (uint64_t)d->enc.raw + d->probe_len + n >
 	    d->max_size) {
 		errno = MQ_ETOOBIG;
@@ -262,77 +300,105 @@ mq_draft_free(struct mq_draft *d)
 		close(d->fd);
 	if (!d->visible && d->tmp_name[0] != '\0')
 		unlinkat(mq_dir(d->q, MQ_DIR_TMP), d->tmp_name, 0);
+	if (!d->visible && d->dedup_name[0] != '\0')
+		mq_dedup_release(d->q, d->dedup_name);
 	mq_enc_free(&d->enc);
 	free(d->probe);
 	free(d);
 	errno = saved;
 }
 
-/* Sync a bucket once for the run of drafts that entered it. */
+/* Sync each folder the drafts entered once, in order; *synced is how
+ * many drafts, from the first, are durable when it fails. */
 static int
-sync_buckets(struct mq_draft **d, size_t n, size_t *synced)
+sync_dests(struct mq_queue *q, struct mq_draft **d, size_t n, size_t *synced)
 {
-	char bucket[MQ_ID_SIZE], prev[MQ_ID_SIZE] = "";
-	int newfd = mq_dir(d[0]->q, MQ_DIR_NEW);
-	size_t i;
+	char dir[sizeof(d[0]->dest)], done[8][sizeof(d[0]->dest)];
+	size_t i, k, ndone = 0;
 
 	for (i = 0; i < n; i++) {
-		mq_bucket_name(d[i]->seq, bucket);
-		if (strcmp(bucket, prev) == 0)
+		if (d[i]->duplicate || d[i]->dest[0] == '\0')
 			continue;
-		/* Drafts are in sequence order, so a bucket once left is
-		 * never entered again in this group. */
+		snprintf(dir, sizeof(dir), "%s", d[i]->dest);
+		*strrchr(dir, '/') = '\0';
+		for (k = 0; k < ndone && strcmp(done[k], dir) != 0; k++)
+			;
+		if (k < ndone)
+			continue;
 		*synced = i;
-		if (mq_fsync_dirat(newfd, bucket) == -1)
+		if (mq_fsync_dirat(q->fd, dir) == -1)
 			return -1;
-		memcpy(prev, bucket, sizeof(prev));
+		if (ndone < 8)
+			memcpy(done[ndone++], dir, sizeof(dir));
 	}
 	*synced = n;
 	return 0;
 }
 
-/* Take back messages renamed into new/ whose durability is unknown; one a
- * consumer already took is delivered, which at-least-once allows. */
-static void
-withdraw(struct mq_draft **d, size_t from, size_t to)
+/* Put a synced draft where consumers will find it: its bucket in new/,
+ * or delay/ until it is due.  Returns 1 when a bucket was created. */
+static int
+place(struct mq_queue *q, struct mq_draft *d)
 {
-	char bucket[MQ_ID_SIZE], name[MQ_NAME_MAX];
-	int newfd = mq_dir(d[0]->q, MQ_DIR_NEW);
-	size_t i;
+	char bucket[MQ_BUCKET_NAME_SIZE], name[MQ_NAME_MAX];
+	int prio = d->opts != NULL ? d->opts->priority : 0, rc, delayfd;
 
-	for (i = from; i < to; i++) {
-		mq_bucket_name(d[i]->seq, bucket);
-		snprintf(name, sizeof(name), "%s/%s.0", bucket, d[i]->id);
-		unlinkat(newfd, name, 0);
+	if (d->due_ns > mq_now_ns()) {
+		if ((delayfd = mq_dir(q, MQ_DIR_DELAY)) == -1)
+			return -1;
+		snprintf(name, sizeof(name), "%019" PRId64 ".%s.0", d->due_ns,
+		    d->id);
+		if (mq_rename_noreplace(q->dirfd[MQ_DIR_TMP], d->tmp_name,
+		    delayfd, name) == -1)
+			return -1;
+		snprintf(d->dest, sizeof(d->dest), "delay/%s", name);
+		return 0;
 	}
+	rc = mq_move_to_ready(q, q->dirfd[MQ_DIR_TMP], d->tmp_name, d->seq, 0,
+	    prio);
+	if (rc == -1)
+		return -1;
+	mq_bucket_name(d->seq, prio, bucket);
+	snprintf(d->dest, sizeof(d->dest), "new/%s/%s.0", bucket, d->id);
+	return rc;
 }
 
 size_t
 mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 {
+	struct mq_config cfg;
 	size_t i, ok, synced = 0;
-	int tmpfd, created = 0, rc, saved;
+	int created = 0, rc, saved;
 
 	if (n == 0)
 		return 0;
-	tmpfd = mq_dir(q, MQ_DIR_TMP);
+	if (mq_config(q, &cfg) == -1)
+		return 0;
 	for (i = 0; i < n; i++) {
 		if (mq_draft_close(d[i]) == -1)
 			goto abort_rest;
-		if (n > 1)
+		if (n > 1 && !d[i]->duplicate)
 			sync_file_range(d[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
 	for (i = 0; i < n; i++) {
+		if (d[i]->duplicate)
+			continue;
 		if (fdatasync(d[i]->fd) == -1)
 			goto abort_rest;
-		if (close(d[i]->fd) == -1) {
-			d[i]->fd = -1;
-			goto abort_rest;
-		}
+		rc = close(d[i]->fd);
 		d[i]->fd = -1;
+		if (rc == -1)
+			goto abort_rest;
 	}
 	for (i = 0; i < n; i++) {
-		rc = mq_move_to_ready(q, tmpfd, d[i]->tmp_name, d[i]->seq, 0);
+		if (d[i]->duplicate)
+			continue;
+		if (cfg.subscribers[0] != '\0')
+			rc = mq_fanout(q, &cfg, d[i]->tmp_name, d[i]->id,
+			    d[i]->opts != NULL ? d[i]->opts->priority : 0,
+			    d[i]->due_ns);
+		else
+			rc = place(q, d[i]);
 		if (rc == -1)
 			break;
 		created |= rc;
@@ -340,13 +406,19 @@ mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 	}
 	ok = i;
 	saved = errno;
-	if (ok > 0 && sync_buckets(d, ok, &synced) == -1) {
+	if (ok > 0 && sync_dests(q, d, ok, &synced) == -1) {
 		saved = errno;
-		withdraw(d, synced, ok);
-		for (i = synced; i < ok; i++)
+		for (i = synced; i < ok; i++) {
+			if (d[i]->dest[0] != '\0')
+				unlinkat(q->fd, d[i]->dest, 0);
 			d[i]->visible = 0;
+		}
 		ok = synced;
 	}
+	for (i = 0; i < ok; i++)
+		if (d[i]->dedup_name[0] != '\0')
+			mq_dedup_settle(q, d[i]->dedup_name, d[i]->id,
+			    d[i]->dedup_window_s);
 	if (created)
 		mq_tmp_clean(q, MQ_STALE_TMP_S);
 	errno = saved;

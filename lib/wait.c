@@ -138,7 +138,7 @@ mq_waiter_arm(struct mq_waiter *w)
 {
 	char path[PATH_MAX + NAME_MAX + 8];
 	struct dirent *de;
-	uint64_t seq;
+	struct mq_bucket b;
 	DIR *d;
 	int fd;
 
@@ -154,7 +154,7 @@ mq_waiter_arm(struct mq_waiter *w)
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (mq_id_parse(de->d_name, &seq) == -1)
+		if (mq_bucket_name_parse(de->d_name, &b) == -1)
 			continue;
 		snprintf(path, sizeof(path), "%s/new/%s", w->q->path, de->d_name);
 		/* A bucket removed meanwhile needs no watch. */

@@ -2,6 +2,7 @@
 load helpers/common
 
 setup() { setup_mq; }
+teardown() { bg_cleanup; }
 
 # pop_cmp EXPECTED_FILE: the oldest message's body is byte for byte the
 # file's content.
@@ -207,6 +208,74 @@ pop_cmp() {
 	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR: Is a directory"
 	assert_equal "$(ready_count)" 0
 	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
+}
+
+@test "mq-send: a message is invisible until it is complete" {
+	fifo="$BATS_TEST_TMPDIR/in"
+	mkfifo "$fifo"
+	bg_start sender mq-send "$Q" "$fifo"
+	# Read-write, so that opening never blocks, whatever mq-send does.
+	exec 5<>"$fifo"
+	printf 'first half, ' >&5
+	wait_for 10 grep -rqs 'first half' "$Q/tmp"
+	run mq-recv "$Q"
+	assert_failure 1
+	assert_equal "$(ready_count)" 0
+	printf 'second half' >&5
+	exec 5>&-
+	bg_wait 10 sender
+	assert_equal "$(bg_rc sender)" 0
+	assert is_id "$(bg_out sender)"
+	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
+	run mq-recv "$Q"
+	assert_output 'first half, second half'
+}
+
+@test "mq-send: -l sends a slow producer's lines as soon as the input pauses" {
+	fifo="$BATS_TEST_TMPDIR/in"
+	mkfifo "$fifo"
+	bg_start sender mq-send -l "$Q" "$fifo"
+	exec 5<>"$fifo"
+	printf 'early\n' >&5
+	# Receivable, and its id printed, while the sender still runs.
+	run mq-recv -t 10 "$Q"
+	assert_success
+	assert_output early
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/sender.out"
+	assert is_id "$(bg_out sender)"
+	assert [ ! -e "$BATS_TEST_TMPDIR/sender.rc" ]
+	printf 'late\n' >&5
+	exec 5>&-
+	bg_wait 10 sender
+	assert_equal "$(bg_rc sender)" 0
+	assert_equal "$(bg_out sender | wc -l)" 2
+	run mq-recv "$Q"
+	assert_output late
+}
+
+@test "mq-send: -l or -0 with empty input sends nothing" {
+	run --separate-stderr mq-send -l "$Q" </dev/null
+	assert_success
+	assert_output ""
+	run --separate-stderr mq-send -0 "$Q" </dev/null
+	assert_success
+	assert_output ""
+	assert_equal "$(ready_count)" 0
+	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
+}
+
+@test "mq-send: a damaged counter fails the send (78) and leaves nothing behind" {
+	echo junk >"$Q/seq"
+	run --separate-stderr mq-send "$Q" <<<'x'
+	assert_failure 78
+	assert_output ""
+	assert_equal "$stderr" "mq-send: $Q: Malformed queue config"
+	assert_equal "$(ready_count)" 0
+	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
+	rm "$Q/seq"
+	mq-init "$Q"
+	run mq-send "$Q" <<<'x'
+	assert_success
 }
 
 @test "mq-send: a 50 MB body streams in bounded memory and round-trips" {

@@ -108,9 +108,9 @@ exit 1
 EOF
 	id=$(echo again | mq-send "$Q")
 	bg watch mq-watch "$Q" -- "$T/h"
-	wait_for 5 compgen -G "$Q/delay/*.$id.1"
+	wait_for 5 exists "$Q/delay/*.$id.1"
 	d1=$(files delay)
-	wait_for 8 compgen -G "$Q/delay/*.$id.2"
+	wait_for 8 exists "$Q/delay/*.$id.2"
 	d2=$(files delay)
 	due1=$(( 10#${d1%%.*} / 1000000 ))
 	due2=$(( 10#${d2%%.*} / 1000000 ))
@@ -585,11 +585,14 @@ EOF
 }
 
 @test "mq-watch: a missing queue exits 66" {
-	run -66 --separate-stderr mq-watch "$T/nope" -- true
+	run --separate-stderr mq-watch "$T/nope" -- true
 	assert_equal "$stderr" "mq-watch: $T/nope: No such file or directory"
-	run -66 --separate-stderr mq-watch --drain "$T/nope"
+	assert_equal "$status" 66
+	run --separate-stderr mq-watch --drain "$T/nope"
 	assert_equal "$stderr" "mq-watch: $T/nope: No such file or directory"
+	assert_equal "$status" 66
 	mkdir "$T/plain"
-	run -66 --separate-stderr mq-watch "$T/plain" -- true
+	run --separate-stderr mq-watch "$T/plain" -- true
 	assert_equal "$stderr" "mq-watch: $T/plain: Not a queue (run mq-init)"
+	assert_equal "$status" 66
 }

@@ -2,13 +2,13 @@
 # Several producers and consumers on one queue at once.
 load helpers/common
 
-# Four producers of 200 sends each; 100 each under AddressSanitizer,
+# Four producers of 200 sends each; 50 each under AddressSanitizer,
 # where every process start costs several milliseconds more.
 setup() {
 	setup_mq
 	PRODUCERS=4
 	PER_PRODUCER=200
-	if under_asan; then PER_PRODUCER=100; fi
+	if under_asan; then PER_PRODUCER=50; fi
 }
 teardown() { bg_cleanup; }
 

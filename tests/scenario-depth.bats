@@ -3,11 +3,11 @@
 load helpers/common
 
 # 5000 messages fill five buckets.  Under AddressSanitizer each receive
-# costs ~8 ms, so there 2100 (three buckets, two boundaries crossed).
+# costs ~8 ms, so there 1100 (two buckets, one boundary crossed).
 setup() {
 	setup_mq
 	DEPTH=5000
-	if under_asan; then DEPTH=2100; fi
+	if under_asan; then DEPTH=1100; fi
 }
 
 # bucket_ok DIR: every message in bucket DIR has an id within the 1024

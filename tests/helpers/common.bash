@@ -144,9 +144,11 @@ bg_cleanup() {
 
 # True when process PID is asleep waiting in poll(2), as mq-recv -w is
 # once it has looked for work and found none.
+# Where the kernel hides wchan (it reads "0"), asleep is the best we know.
 is_polling() {
 	local wchan state
-	wchan=$(cat "/proc/$1/wchan" 2>/dev/null) || return 1
 	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)
-	[ "$state" = S ] && [[ $wchan == *poll* ]]
+	[ "$state" = S ] || return 1
+	wchan=$(cat "/proc/$1/wchan" 2>/dev/null)
+	[[ $wchan == *poll* || $wchan == 0 || -z $wchan ]]
 }

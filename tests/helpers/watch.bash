@@ -51,6 +51,7 @@ gone() {
 }
 
 # wait_exit SECONDS PID: wait for PID to end; its status in $EXIT_STATUS.
+# shellcheck disable=SC2034 # read by the tests
 wait_exit() {
 	wait_for "$1" gone "$2" || return 1
 	EXIT_STATUS=0
@@ -66,8 +67,12 @@ sleeping() {
 
 # watching PID: PID has an inotify descriptor and sleeps.
 watching() {
-	ls -l "/proc/$1/fd" 2>/dev/null | grep -q 'anon_inode:inotify' &&
-	    sleeping "$1"
+	local fd
+	for fd in "/proc/$1/fd"/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = 'anon_inode:inotify' ] &&
+		    { sleeping "$1"; return; }
+	done
+	return 1
 }
 
 # cpu_ticks PID: user plus system time, fields 14 and 15 of /proc/PID/stat
@@ -86,8 +91,14 @@ clock_ms() {
 # between WHAT VALUE MIN MAX: assert MIN <= VALUE <= MAX, saying what was
 # measured and its value when not.
 between() {
-	[ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
-	    fail "$1: $2, expected $3 to $4"
+	if [ "$2" -lt "$3" ] || [ "$2" -gt "$4" ]; then
+		fail "$1: $2, expected $3 to $4"
+	fi
+}
+
+# exists GLOB: some path matches GLOB.
+exists() {
+	compgen -G "$1" >/dev/null
 }
 
 # files DIR: the names of the regular files under $Q/DIR, one a line.
