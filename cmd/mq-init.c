@@ -19,7 +19,8 @@ static const char usage[] =
     "mq-init [-m MODE] [-g GROUP] [--lease DUR] [--max-attempts N]\n"
     "               [--backoff DUR] [--compress auto|no] [--max-size SIZE]\n"
     "               [--require-signature] [--trusted-keys PATH] [--key KEY]\n"
-    "               QUEUE...";
+    "               [--ttl DUR] [--expired dead|drop] [--dedup-window DUR]\n"
+    "               [--subscribe TOPIC | --unsubscribe TOPIC] QUEUE...";
 
 static const char help[] =
     "Create each QUEUE, or repair a missing part of an existing one.\n\n"
@@ -33,6 +34,11 @@ static const char help[] =
     "      --require-signature  deliver only messages signed by a trusted key\n"
     "      --trusted-keys PATH  a .pub file or a directory of them\n"
     "      --key KEY         secret key that opens sealed bodies\n"
+    "      --ttl DUR         expire messages not received in DUR (0: never)\n"
+    "      --expired dead|drop  what happens to expired messages\n"
+    "      --dedup-window DUR   how long mq-send -k keys hold (default 5m)\n"
+    "      --subscribe TOPIC    deliver every message sent to TOPIC to QUEUE\n"
+    "      --unsubscribe TOPIC  stop doing so\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n\n"
     "DUR is seconds, or a number with s, m, h or d.  A bare QUEUE name\n"
@@ -52,6 +58,11 @@ main(int argc, char *argv[])
 		{ "require-signature", no_argument, NULL, 'r' },
 		{ "trusted-keys", required_argument, NULL, 't' },
 		{ "key", required_argument, NULL, 'k' },
+		{ "ttl", required_argument, NULL, 'T' },
+		{ "expired", required_argument, NULL, 'E' },
+		{ "dedup-window", required_argument, NULL, 'D' },
+		{ "subscribe", required_argument, NULL, 'S' },
+		{ "unsubscribe", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -61,8 +72,8 @@ main(int argc, char *argv[])
 	static char setting[8][PATH_MAX + 32];
 	static const char *settings[9];
 	char abs[PATH_MAX];
-	const char *key = NULL;
-	int nset = 0;
+	const char *key = NULL, *topic = NULL;
+	int nset = 0, subscribe = 0;
 	char *end;
 	unsigned long v;
 	int c, i, status = 0;
@@ -114,6 +125,25 @@ main(int argc, char *argv[])
 			o.backoff_s = cli_duration("--backoff", optarg);
 			o.set_backoff = 1;
 			break;
+		case 'S':
+		case 'U':
+			if (topic != NULL)
+				cli_usage(usage);
+			topic = optarg;
+			subscribe = c == 'S';
+			break;
+		case 'T':
+		case 'D':
+			cli_duration(c == 'T' ? "--ttl" : "--dedup-window", optarg);
+			/* FALLTHROUGH */
+		case 'E':
+			if (c == 'E' && strcmp(optarg, "dead") != 0 &&
+			    strcmp(optarg, "drop") != 0) {
+				cli_warnx(NULL, "--expired: invalid value: %s",
+				    optarg);
+				return 64;
+			}
+			/* FALLTHROUGH */
 		case 'c':
 		case 's':
 		case 'r':
@@ -121,7 +151,9 @@ main(int argc, char *argv[])
 		case 'k':
 			key = c == 'c' ? "compress" : c == 's' ? "max-size" :
 			    c == 'r' ? "require-signature" :
-			    c == 't' ? "trusted-keys" : "key";
+			    c == 't' ? "trusted-keys" : c == 'T' ? "ttl" :
+			    c == 'E' ? "expired" : c == 'D' ? "dedup-window" :
+			    "key";
 			if ((c == 'c' && strcmp(optarg, "auto") != 0 &&
 			    strcmp(optarg, "no") != 0) ||
 			    (c == 's' && strspn(optarg, "0123456789") == 0)) {
@@ -154,8 +186,15 @@ main(int argc, char *argv[])
 	}
 	if (optind == argc)
 		cli_usage(usage);
+	if (topic != NULL && mq_init(topic, &o) == -1) {
+		int err = errno;
+		cli_warn(topic, err);
+		return err == ENOENT ? 73 : mq_exit_status(err);
+	}
 	for (i = optind; i < argc; i++) {
-		if (mq_init(argv[i], &o) == -1) {
+		if (mq_init(argv[i], &o) == -1 ||
+		    (topic != NULL && mq_subscribe(topic, argv[i],
+		    subscribe) == -1)) {
 			int err = errno;
 			cli_warn(argv[i], err);
 			if (status == 0)

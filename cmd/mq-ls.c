@@ -177,6 +177,7 @@ main(int argc, char *argv[])
 	    (key != NULL && mq_set_key(q, key) == -1)) {
 		err = errno;
 		cli_warn(q == NULL ? argv[optind] : key, err);
+		mq_close(q);
 		return mq_exit_status(err);
 	}
 	if (id != NULL)

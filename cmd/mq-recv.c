@@ -184,7 +184,7 @@ main(int argc, char *argv[])
 	int c, rc, err, wait_ms = 0, have_wait = 0, leased;
 	char **cmd = NULL;
 	const char *verify[32], *key = NULL;
-	int nverify = 0, headers = 0, i;
+	int nverify = 0, headers = 0, i, status;
 
 	while ((c = getopt_long(argc, argv, "+wt:L:o:HhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -255,19 +255,22 @@ main(int argc, char *argv[])
 		if (mq_trust(q, verify[i]) == -1) {
 			err = errno;
 			cli_warn(verify[i], err);
-			return mq_exit_status(err);
+			status = mq_exit_status(err);
+			goto out;
 		}
 	if (key != NULL && mq_set_key(q, key) == -1) {
 		err = errno;
 		cli_warn(key, err);
-		return mq_exit_status(err);
+		status = mq_exit_status(err);
+		goto out;
 	}
 	leased = lease != 0 && cmd == NULL;
 	if (lease == 0) {
 		if (mq_config(q, &cfg) == -1) {
 			err = errno;
 			cli_warn(queue, err);
-			return mq_exit_status(err);
+			status = mq_exit_status(err);
+			goto out;
 		}
 		lease = cfg.lease_s;
 	}
@@ -275,12 +278,17 @@ main(int argc, char *argv[])
 	if (rc == -1) {
 		err = errno;
 		cli_warn(queue, err);
-		return mq_exit_status(err);
+		status = mq_exit_status(err);
+		goto out;
 	}
-	if (rc == 0)
-		return cli_flush(1);
-	if (cmd != NULL)
-		return cli_flush(run(q, &m, cmd, lease));
+	if (rc == 0) {
+		status = cli_flush(1);
+		goto out;
+	}
+	if (cmd != NULL) {
+		status = cli_flush(run(q, &m, cmd, lease));
+		goto out;
+	}
 	if (headers) {
 		print_headers(&m);
 		fflush(stdout);
@@ -289,7 +297,8 @@ main(int argc, char *argv[])
 		mq_msg_close(&m);
 		if (mq_unclaim(q, m.receipt) == -1)
 			cli_warn(m.receipt, errno);
-		return 74;
+		status = 74;
+		goto out;
 	}
 	if (out == NULL && fflush(stdout) == EOF) {
 		err = errno;
@@ -297,7 +306,8 @@ main(int argc, char *argv[])
 		mq_msg_close(&m);
 		if (mq_unclaim(q, m.receipt) == -1)
 			cli_warn(m.receipt, errno);
-		return 74;
+		status = 74;
+		goto out;
 	}
 	if (leased) {
 		mq_msg_close(&m);
@@ -305,14 +315,19 @@ main(int argc, char *argv[])
 			printf("%s\n", m.receipt);
 		else
 			fprintf(stderr, "%s\n", m.receipt);
-		return cli_flush(0);
+		status = cli_flush(0);
+		goto out;
 	}
 	if (mq_msg_ack(q, &m) == -1) {
 		err = errno;
 		cli_warn(m.receipt, err);
 		mq_msg_close(&m);
-		return mq_exit_status(err);
+		status = mq_exit_status(err);
+		goto out;
 	}
 	mq_msg_close(&m);
-	return cli_flush(0);
+	status = cli_flush(0);
+out:
+	mq_close(q);
+	return status;
 }

@@ -6,7 +6,9 @@
 #include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/mq.h"
@@ -16,7 +18,8 @@ const char *cli_prog = "mq-send";
 
 static const char usage[] =
     "mq-send [-qz] [-l | -0] [-H NAME=VALUE]... [-s KEY] [--seal-to PUB]\n"
-    "               QUEUE [FILE...]";
+    "               [-p N] [-g GROUP] [-k KEY] [-d DUR | --at TIME]\n"
+    "               [--ttl DUR] QUEUE [FILE...]";
 
 static const char help[] =
     "Send each FILE (\"-\" is standard input; none: standard input) as one\n"
@@ -28,6 +31,14 @@ static const char help[] =
     "  -z, --compress compress the body (zlib deflate)\n"
     "  -s, --sign KEY sign with secret key file KEY (see mq-keygen)\n"
     "      --seal-to PUB  encrypt the body to public key file PUB\n"
+    "  -p, --priority N   0 to 9, higher first (default 0)\n"
+    "  -g, --group GROUP  handle one message of GROUP at a time, in order\n"
+    "  -k, --key KEY      idempotency key: a repeat within the queue's\n"
+    "                     dedup window is not sent; the first id is printed\n"
+    "  -d, --delay DUR    deliver no sooner than DUR from now\n"
+    "      --at TIME      deliver no sooner than TIME (epoch seconds or\n"
+    "                     ISO 8601, e.g. 2026-12-24T18:00:00Z)\n"
+    "      --ttl DUR      expire if not received within DUR\n"
     "  -h, --help     show this help\n"
     "  -V, --version  show the version\n\n"
     "A message is on disk (synced) before its id is printed.\n";
@@ -97,6 +108,54 @@ send_whole(struct sender *s, int fd, const char *name)
 	}
 	s->group[s->n++] = d;
 	return commit(s) == -1 ? mq_exit_status(errno) : 0;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* --at: seconds since the epoch, or ISO 8601 date and time with an
+ * optional Z or +HH:MM (local time without one). */
+static int64_t
+parse_time(const char *s)
+{
+	struct tm tm;
+	const char *rest;
+	char *end;
+	long long secs;
+	int sign, hh, mm;
+	time_t t;
+
+	errno = 0;
+	secs = strtoll(s, &end, 10);
+	if (*s >= '0' && *s <= '9' && *end == '\0' && errno == 0)
+		return (int64_t)secs * 1000000000;
+	memset(&tm, 0, sizeof(tm));
+	if ((rest = strptime(s, "%Y-%m-%dT%H:%M", &tm)) == NULL &&
+	    (rest = strptime(s, "%Y-%m-%d %H:%M", &tm)) == NULL)
+		goto bad;
+	if (*rest == ':' && (rest = strptime(rest, ":%S", &tm)) == NULL)
+		goto bad;
+	if (*rest == '\0') {
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	} else if (strcmp(rest, "Z") == 0)
+		t = timegm(&tm);
+	else if ((*rest == '+' || *rest == '-') &&
+	    sscanf(rest + 1, "%2d:%2d", &hh, &mm) == 2 && strlen(rest) == 6) {
+		sign = *rest == '+' ? -1 : 1;
+		t = timegm(&tm) + sign * (hh * 3600 + mm * 60);
+	} else
+		goto bad;
+	return (int64_t)t * 1000000000;
+bad:
+	cli_warnx(NULL, "--at: not a time (epoch seconds or ISO 8601): %s", s);
+	exit(64);
 }
 
 /* True when a read of fd would block: commit what we have first, so a
@@ -174,6 +233,12 @@ main(int argc, char *argv[])
 		{ "compress", no_argument, NULL, 'z' },
 		{ "sign", required_argument, NULL, 's' },
 		{ "seal-to", required_argument, NULL, 'S' },
+		{ "priority", required_argument, NULL, 'p' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "delay", required_argument, NULL, 'd' },
+		{ "at", required_argument, NULL, 'A' },
+		{ "ttl", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -187,7 +252,7 @@ main(int argc, char *argv[])
 	int c, i, fd, rc, status = 0, records = 0;
 	const char *name;
 
-	while ((c = getopt_long(argc, argv, "+l0qH:zs:hV", longopts,
+	while ((c = getopt_long(argc, argv, "+l0qH:zs:p:g:k:d:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -217,6 +282,39 @@ main(int argc, char *argv[])
 		case 'z':
 			s.opts.compress = MQ_COMPRESS_YES;
 			break;
+		case 'p':
+			if (optarg[0] < '0' || optarg[0] > '9' ||
+			    optarg[1] != '\0') {
+				cli_warnx(NULL, "-p: priority must be 0 to 9: %s",
+				    optarg);
+				return 64;
+			}
+			s.opts.priority = optarg[0] - '0';
+			break;
+		case 'g':
+			s.opts.group = optarg;
+			break;
+		case 'k':
+			if (*optarg == '\0') {
+				cli_warnx(NULL, "-k: empty key");
+				return 64;
+			}
+			s.opts.dedup_key = optarg;
+			break;
+		case 'd':
+		case 'A':
+			if (s.opts.not_before_ns != 0)
+				cli_usage(usage);
+			s.opts.not_before_ns = c == 'd' ?
+			    now_ns() + (int64_t)cli_duration("-d", optarg) *
+			    1000000000 : parse_time(optarg);
+			break;
+		case 't':
+			if ((s.opts.ttl_s = cli_duration("--ttl", optarg)) == 0) {
+				cli_warnx(NULL, "--ttl: must be at least 1s");
+				return 64;
+			}
+			break;
 		case 's':
 			if (mq_key_load(optarg, &sign_key) == -1) {
 				int err = errno;
@@ -242,6 +340,9 @@ main(int argc, char *argv[])
 		}
 	}
 	if (optind == argc)
+		cli_usage(usage);
+	/* One key names one message. */
+	if (s.opts.dedup_key != NULL && (records || argc - optind > 2))
 		cli_usage(usage);
 	s.queue = argv[optind++];
 	if ((s.q = mq_open(s.queue)) == NULL) {

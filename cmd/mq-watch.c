@@ -352,6 +352,7 @@ main(int argc, char *argv[])
 	    (w = mq_waiter_new(q)) == NULL) {
 		err = errno;
 		cli_warn(queue, err);
+		mq_close(q);
 		return mq_exit_status(err);
 	}
 	mq_set_quarantine_hook(q, on_quarantine, NULL);
@@ -359,11 +360,15 @@ main(int argc, char *argv[])
 		if (mq_trust(q, verify[i]) == -1) {
 			err = errno;
 			cli_warn(verify[i], err);
+			mq_waiter_free(w);
+			mq_close(q);
 			return mq_exit_status(err);
 		}
 	if (key != NULL && mq_set_key(q, key) == -1) {
 		err = errno;
 		cli_warn(key, err);
+		mq_waiter_free(w);
+		mq_close(q);
 		return mq_exit_status(err);
 	}
 	lease = cfg.lease_s;

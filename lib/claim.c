@@ -119,6 +119,20 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 	return 0;
 }
 
+/* A subscriber finishes its topic's committed fan-outs, so a crashed
+ * sender's message arrives even if nothing is ever sent to the topic
+ * again. */
+static void
+finish_fanouts(const struct mq_config *cfg)
+{
+	struct mq_queue *topic;
+
+	if ((topic = mq_open(cfg->topic)) != NULL) {
+		mq_fanout_recover(topic);
+		mq_close(topic);
+	}
+}
+
 int
 mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 {
@@ -133,6 +147,8 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 
 	if (mq_config(q, &cfg) == -1 || (curfd = mq_dir(q, MQ_DIR_CUR)) == -1)
 		return -1;
+	if (cfg.topic[0] != '\0')
+		finish_fanouts(&cfg);
 	if (reap_delayed(q, now, &next, &moved) == -1)
 		return -1;
 	if ((d = mq_opendirat(curfd, ".")) == NULL)
@@ -288,6 +304,27 @@ load_keys(struct mq_queue *q, const struct mq_config *cfg)
 	return 0;
 }
 
+static int
+from_topic(const struct mq_config *cfg, const char *queue)
+{
+	const char *slash = strrchr(cfg->topic, '/');
+
+	return cfg->topic[0] != '\0' && slash != NULL &&
+	    strcmp(slash + 1, queue) == 0;
+}
+
+/* A message past its expiry is never delivered: it goes to dead/ with
+ * the reason, or away if the queue says so. */
+static void
+expire(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
+    const char *name, const struct mq_ready *e)
+{
+	if (cfg->expired_drop)
+		unlinkat(bucketfd, name, 0);
+	else
+		mq_move_to_dead(q, bucketfd, name, e->seq, e->n, "expired");
+}
+
 /* Everything that must hold before a claimed message may be delivered.
  * Returns 0, or -1 with the reason in errno. */
 static int
@@ -307,9 +344,11 @@ check(struct mq_queue *q, const struct mq_config *cfg, struct mq_msg *m)
 			return -1;
 		}
 		/* The signature covers the queue name and id: a copy into
-		 * another queue, or under another id, is not this message. */
+		 * another queue, or under another id, is not this message.
+		 * A subscriber's copies are signed for its topic. */
 		if (mq_header_get(m, "queue", name, sizeof(name)) == -1 ||
-		    strcmp(name, queue_name(q)) != 0) {
+		    (strcmp(name, queue_name(q)) != 0 &&
+		    !from_topic(cfg, name))) {
 			errno = MQ_EOTHERQUEUE;
 			return -1;
 		}
@@ -358,11 +397,25 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	}
 	m->fd = fd;
 	if (mq_header_parse(fd, m, st.st_size) == -1 ||
-	    strcmp(m->id, id) != 0) {
+	    (strcmp(m->id, id) != 0 && !from_topic(cfg, m->queue))) {
 		saved = errno == MQ_EFORMAT ? errno : MQ_EBADMSG;
 		mq_msg_close(m);
 		quarantine(q, bucketfd, name, saved);
 		return 0;
+	}
+	/* A subscriber's copy is known here by the subscriber's own id. */
+	memcpy(m->id, id, sizeof(m->id));
+	if (m->expires_ns != 0 && m->expires_ns <= mq_now_ns()) {
+		mq_msg_close(m);
+		expire(q, cfg, bucketfd, name, e);
+		return 0;
+	}
+	if (m->group[0] != '\0') {
+		int owns = mq_group_acquire(q, m->group, m->id);
+		if (owns != 1) {
+			mq_msg_close(m);
+			return owns;
+		}
 	}
 	/* A body sealed to another consumer's key is left for that one,
 	 * unclaimed, so this consumer neither loops over it nor delays it. */

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,7 @@ static int
 deliver_one(const char *path, void *arg)
 {
 	struct deliver *dv = arg;
-	char prefix[MQ_NAME_MAX], name[MQ_NAME_MAX], to[MQ_NAME_MAX];
+	char prefix[MQ_NAME_MAX], name[NAME_MAX + 1], to[MQ_NAME_MAX];
 	struct dirent *de;
 	struct mq_queue *s;
 	uint64_t seq;

@@ -273,8 +273,11 @@ mq_header_parse(int fd, struct mq_msg *m, off_t file_size)
 		} else if (KEY("time") && !have_time &&
 		    parse_decimal(val, eol, &m->sent_ns) == 0)
 			have_time = 1;
-		else if (KEY("queue") && !have_queue)
+		else if (KEY("queue") && !have_queue) {
 			have_queue = 1;
+			snprintf(m->queue, sizeof(m->queue), "%.*s",
+			    (int)(eol - val), val);
+		}
 		else if (KEY("size") && !have_size &&
 		    parse_decimal(val, eol, &size) == 0)
 			have_size = 1;

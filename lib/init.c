@@ -9,6 +9,7 @@
  * gets the setgid bit so new files inherit it.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
@@ -132,4 +133,76 @@ fail:
 	mq_close(q);
 	errno = saved;
 	return -1;
+}
+
+/* Remove path from a ':'-separated list; returns 1 if it was there. */
+static int
+list_remove(char *list, const char *path)
+{
+	char *p = list, *colon;
+	size_t len = strlen(path);
+
+	while (*p != '\0') {
+		colon = strchr(p, ':');
+		if ((colon ? (size_t)(colon - p) : strlen(p)) == len &&
+		    strncmp(p, path, len) == 0) {
+			if (colon != NULL)
+				memmove(p, colon + 1, strlen(colon + 1) + 1);
+			else if (p > list)
+				p[-1] = '\0';
+			else
+				*p = '\0';
+			return 1;
+		}
+		if (colon == NULL)
+			break;
+		p = colon + 1;
+	}
+	return 0;
+}
+
+int
+mq_subscribe(const char *topic, const char *queue, int on)
+{
+	char tpath[PATH_MAX], qpath[PATH_MAX], buf[PATH_MAX];
+	struct mq_queue *t = NULL, *q = NULL;
+	struct mq_config tc, qc;
+	size_t have;
+	int rc = -1, saved;
+
+	if (mq_resolve(topic, buf, sizeof(buf)) == -1 ||
+	    realpath(buf, tpath) == NULL ||
+	    mq_resolve(queue, buf, sizeof(buf)) == -1 ||
+	    realpath(buf, qpath) == NULL)
+		return -1;
+	if (strcmp(tpath, qpath) == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((t = mq_open(tpath)) == NULL || (q = mq_open(qpath)) == NULL ||
+	    mq_config(t, &tc) == -1 || mq_config(q, &qc) == -1)
+		goto out;
+	list_remove(tc.subscribers, qpath);
+	if (on) {
+		have = strlen(tc.subscribers);
+		if (have + strlen(qpath) + 2 > sizeof(tc.subscribers) ||
+		    strlen(tpath) >= sizeof(qc.topic)) {
+			errno = ENAMETOOLONG;
+			goto out;
+		}
+		if (have > 0)
+			tc.subscribers[have++] = ':';
+		strcpy(tc.subscribers + have, qpath);
+		strcpy(qc.topic, tpath);
+	} else if (strcmp(qc.topic, tpath) == 0)
+		qc.topic[0] = '\0';
+	if (mq_config_write(q, &qc) == -1 || mq_config_write(t, &tc) == -1)
+		goto out;
+	rc = 0;
+out:
+	saved = errno;
+	mq_close(t);
+	mq_close(q);
+	errno = saved;
+	return rc;
 }

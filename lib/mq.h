@@ -117,6 +117,8 @@ struct mq_msg {
 	int priority;
 	int64_t expires_ns;    /* 0: never */
 	char group[132];       /* "" when in no group */
+	char queue[256];       /* the queue it was sent to (a topic, for a
+				  subscriber's copy) */
 	size_t header_len;
 	char header[MQ_HEADER_MAX];
 };
@@ -141,6 +143,10 @@ const char *mq_root(char *buf, size_t size);
 
 /* Create QUEUE or repair a missing part of it; harmless when complete. */
 int mq_init(const char *operand, const struct mq_init_opts *opts);
+
+/* Make queue a subscriber of topic (on), or no longer (off): a message
+ * sent to a topic is delivered to each of its subscribers. */
+int mq_subscribe(const char *topic, const char *queue, int on);
 
 /* Open an existing queue.  Returns NULL with errno (MQ_ENOTQUEUE when the
  * directory lacks the queue's folders). */
@@ -276,7 +282,7 @@ struct mq_entry {
 	unsigned attempts;       /* deliveries so far */
 	int64_t when_ns;         /* delayed: due; in flight: lease end */
 	char reason[64];         /* dead: attempts|failed|expired; quarantine */
-	char path[128];          /* relative to the queue directory */
+	char path[320];          /* relative to the queue directory */
 	int dirfd;               /* the folder holding it, for openat */
 	const char *name;        /* its name in that folder */
 	struct stat st;

@@ -139,6 +139,9 @@ int mq_fanout(struct mq_queue *topic, const struct mq_config *cfg,
     const char *tmp_name, const char *topic_id, int prio, int64_t due_ns);
 int mq_fanout_recover(struct mq_queue *topic);
 
+/* group.c: 1 id owns its group now, 0 another message comes first. */
+int mq_group_acquire(struct mq_queue *q, const char *group, const char *id);
+
 /* keys.c */
 int mq_sodium_init(void);
 int mq_b64_decode(const char *text, unsigned char *out, size_t len);

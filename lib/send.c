@@ -374,6 +374,8 @@ mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 		return 0;
 	if (mq_config(q, &cfg) == -1)
 		return 0;
+	if (cfg.subscribers[0] != '\0')
+		mq_fanout_recover(q);
 	for (i = 0; i < n; i++) {
 		if (mq_draft_close(d[i]) == -1)
 			goto abort_rest;

@@ -38,6 +38,8 @@ setup_file() {
 setup() {
 	setup_mq
 	T=$BATS_TEST_TMPDIR
+	# mq-watch's log lines are matched below in their plain form.
+	unset JOURNAL_STREAM
 }
 
 teardown() { bg_cleanup; }

@@ -37,7 +37,7 @@ ready_count() { count_in "${1:-$Q}" new; }
 # Milliseconds since the epoch, for measuring how long something took.
 now_ms() { date +%s%3N; }
 
-# The id mq-send printed for the only message of a run, checked for form.
+# True when $1 has the form of a message id: 16 lowercase hex digits.
 is_id() { [[ $1 =~ ^[0-9a-f]{16}$ ]]; }
 
 # True when the programs under test are built with AddressSanitizer.
@@ -78,7 +78,8 @@ snapshot() {
 	find "${1:-$Q}" -printf '%P %y %s %m %g\n' | sort
 }
 
-# Nanoseconds left until the lease of receipt $1 in queue $2 ends.
+# When the lease of receipt $1 in queue $2 ends, in ns since the epoch
+# (the last field of its name in cur/).
 lease_deadline() {
 	local f
 	f=$(find "${2:-$Q}/cur" -name "$1.*" -printf '%f\n' -quit)
@@ -143,8 +144,8 @@ bg_cleanup() {
 }
 
 # True when process PID is asleep waiting in poll(2), as mq-recv -w is
-# once it has looked for work and found none.
-# Where the kernel hides wchan (it reads "0"), asleep is the best we know.
+# once it has looked for work and found none.  Where the kernel hides
+# wchan (it reads "0"), asleep is the best we know.
 is_polling() {
 	local wchan state
 	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)
