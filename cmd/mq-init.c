@@ -196,7 +196,11 @@ main(int argc, char *argv[])
 		    (topic != NULL && mq_subscribe(topic, argv[i],
 		    subscribe) == -1)) {
 			int err = errno;
-			cli_warn(argv[i], err);
+			/* Here a path that is not a directory is just that. */
+			if (err == ENOTDIR)
+				cli_warnx(argv[i], "%s", strerror(err));
+			else
+				cli_warn(argv[i], err);
 			if (status == 0)
 				status = err == ENOENT ? 73 :
 				    err == MQ_EBADCONF ? 64 : mq_exit_status(err);

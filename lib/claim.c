@@ -339,7 +339,10 @@ check(struct mq_queue *q, const struct mq_config *cfg, struct mq_msg *m)
 	if (m->signed_) {
 		if (mq_verify(q, m) == -1)
 			return -1;
-		if (q->ntrusted > 0 && !mq_trusted(q, m->signer)) {
+		/* Requiring signatures without naming trusted keys trusts
+		 * none: a forger can sign too. */
+		if ((q->ntrusted > 0 || cfg->require_signature) &&
+		    !mq_trusted(q, m->signer)) {
 			errno = MQ_EUNTRUSTED;
 			return -1;
 		}
@@ -469,8 +472,14 @@ claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
 
 	mq_bucket_name(b->base, b->prio, bucket);
 	e = mq_list_bucket(newfd, bucket, b->base, &count);
-	if (e == NULL && errno != 0)
+	if (e == NULL && errno != 0) {
+		if (errno == ELOOP || errno == ENOTDIR) {
+			/* A symlink or file planted where a bucket goes. */
+			quarantine(q, newfd, bucket, MQ_EBADMSG);
+			return 0;
+		}
 		return errno == ENOENT ? 0 : -1;
+	}
 	if (count == 0) {
 		/* Keep the newest bucket of each priority: senders are
 		 * filling it, and recreating it would cost each of them a

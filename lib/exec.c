@@ -28,12 +28,26 @@ pidfd_open_(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* Header NAME becomes MQ_H_NAME: upper case, '-' as '_'. */
+/* Header NAME becomes MQ_H_NAME: upper case, '-' as '_'.  Variables of
+ * that form inherited from the caller (a handler that itself receives)
+ * are removed first, so a handler sees only its own message's. */
 static int
 export_headers(const struct mq_msg *m)
 {
+	extern char **environ;
 	char name[80], value[MQ_HEADER_MAX], var[96];
 	size_t it = 0, i;
+	char **e;
+
+	for (e = environ; *e != NULL;) {
+		if (strncmp(*e, "MQ_H_", 5) == 0 && strchr(*e, '=') != NULL) {
+			snprintf(var, sizeof(var), "%.*s",
+			    (int)(strchr(*e, '=') - *e), *e);
+			unsetenv(var);
+			e = environ;
+		} else
+			e++;
+	}
 
 	while (mq_msg_header_next(m, &it, name, sizeof(name), value,
 	    sizeof(value)) == 1) {

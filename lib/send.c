@@ -215,7 +215,7 @@ int
 mq_draft_write(struct mq_draft *d, const void *buf, size_t n)
 {
 	unsigned char *grown;
-	size_t cap;
+	size_t cap, take;
 
 	if (d->duplicate)
 		return 0;
@@ -226,18 +226,20 @@ mq_draft_write(struct mq_draft *d, const void *buf, size_t n)
 	}
 	if (d->started)
 		return mq_enc_write(&d->enc, buf, n);
-	if (d->probe_len + n < PROBE_MAX) {
-		cap = d->probe_len + n < 256 ? 256 : d->probe_len + n;
-		if ((grown = realloc(d->probe, cap)) == NULL)
-			return -1;
-		d->probe = grown;
-		memcpy(d->probe + d->probe_len, buf, n);
-		d->probe_len += n;
+	/* Fill the sample first, so the decision sees the whole 64 KiB
+	 * whatever the size of the writes. */
+	take = n < PROBE_MAX - d->probe_len ? n : PROBE_MAX - d->probe_len;
+	cap = d->probe_len + take < 256 ? 256 : d->probe_len + take;
+	if ((grown = realloc(d->probe, cap)) == NULL)
+		return -1;
+	d->probe = grown;
+	memcpy(d->probe + d->probe_len, buf, take);
+	d->probe_len += take;
+	if (d->probe_len < PROBE_MAX)
 		return 0;
-	}
 	if (decide(d) == -1)
 		return -1;
-	return mq_enc_write(&d->enc, buf, n);
+	return mq_enc_write(&d->enc, (const char *)buf + take, n - take);
 }
 
 int

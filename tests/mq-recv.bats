@@ -233,6 +233,9 @@ decoy() {
 	run --separate-stderr mq-recv -L 10 -o "$BATS_TEST_TMPDIR/o" "$Q"
 	assert_failure 1
 	assert_output ""
+	run --separate-stderr mq-recv -o "$BATS_TEST_TMPDIR/o" "$Q"
+	assert_failure 1
+	assert [ ! -e "$BATS_TEST_TMPDIR/o" ]
 }
 
 @test "mq-recv: -t 1 on an empty queue returns 1 after about a second" {
