@@ -300,17 +300,17 @@ need_group() {
 	done
 }
 
-@test "mq-init: a path that is a file is refused as not a queue (66) and left alone" {
+@test "mq-init: a path that is a file is refused as not a directory (66) and left alone" {
 	f="$BATS_TEST_TMPDIR/file"
 	echo data >"$f"
 	run --separate-stderr mq-init "$f"
 	assert_failure 66
 	assert_output ""
-	assert_regex "$stderr" "^mq-init: $f: Not a queue"
+	assert_equal "$stderr" "mq-init: $f: Not a directory"
 	assert_equal "$(cat "$f")" data
 	run --separate-stderr mq-init "$f/q"
 	assert_failure 66
-	assert_regex "$stderr" "^mq-init: $f/q: Not a queue"
+	assert_equal "$stderr" "mq-init: $f/q: Not a directory"
 }
 
 @test "mq-init: --help prints the usage on stdout and exits 0" {
