@@ -97,6 +97,15 @@ asan:
 lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN57)
 
+# Benchmarks side by side with python-dirq and Redis; never part of check.
+bench: all
+	sh bench/run.sh
+
+# Long reliability runs (bounded by STRESS_TIME seconds).
+STRESS_TIME ?= 300
+stress: all
+	STRESS_TIME=$(STRESS_TIME) sh tests/stress.sh
+
 # Fuzz the parsers for FUZZ_TIME seconds (libFuzzer, ASan, UBSan).
 FUZZ_TIME ?= 60
 fuzz: deps
@@ -146,7 +155,7 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: all check deps asan lint fuzz demo install uninstall clean
+.PHONY: all check deps asan lint fuzz bench stress demo install uninstall clean
 
 # Keep object files: they are not throwaway intermediates.
 .SECONDARY:
