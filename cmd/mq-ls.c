@@ -106,7 +106,10 @@ show(const char *queue, const char *id)
 
 	if (mq_peek(q, id, &m, &st) == -1) {
 		err = errno;
-		cli_warn(id, err == EINVAL ? MQ_EBADRECEIPT : err);
+		if (err == EINVAL)
+			cli_warnx(id, "Not a message id");
+		else
+			cli_warn(id, err);
 		return err == EINVAL ? 65 : mq_exit_status(err);
 	}
 	printf("id: %s\nstate: %s\nattempts: %u\n", m.id,

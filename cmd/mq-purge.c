@@ -11,13 +11,13 @@
 
 const char *cli_prog = "mq-purge";
 
-static const char usage[] = "mq-purge --state STATE --yes QUEUE";
+static const char usage[] = "mq-purge --state STATE [--yes] QUEUE";
 
 static const char help[] =
     "Remove every message of QUEUE in STATE: ready, delayed, dead,\n"
     "quarantine, or all (all of those; messages in flight are never\n"
     "purged).  Without --yes nothing is removed: the count that would be\n"
-    "is printed and the exit status is 1.\n\n"
+    "is printed, and the exit status is 1 if it is not zero.\n\n"
     "  -s, --state STATE  what to purge\n"
     "  -y, --yes          really remove\n"
     "  -h, --help         show this help\n"
@@ -88,7 +88,7 @@ main(int argc, char *argv[])
 		cli_warnx(argv[optind], "would remove %ld message(s); "
 		    "add --yes to remove them", n);
 		mq_close(q);
-		return 1;
+		return n > 0;
 	}
 	if ((n = mq_purge(q, states)) == -1) {
 		err = errno;

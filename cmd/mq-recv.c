@@ -124,7 +124,7 @@ run(struct mq_queue *q, struct mq_msg *m, char **argv, unsigned lease)
 	pid_t pid;
 
 	fflush(stdout);
-	pid = mq_handler_spawn(q, m, argv, &pidfd, &exec_err);
+	pid = mq_handler_spawn(q, m, argv, 0, &pidfd, &exec_err);
 	if (pid == -1) {
 		err = errno;
 		mq_msg_close(m);

@@ -62,7 +62,7 @@ main(int argc, char *argv[])
 		cli_usage(usage);
 	for (i = optind + 1; i < argc; i++)
 		if (!mq_id_valid(argv[i])) {
-			cli_warnx(argv[i], "not a message id");
+			cli_warnx(argv[i], "Not a message id");
 			return 65;
 		}
 	if ((q = mq_open(argv[optind])) == NULL) {

@@ -47,7 +47,7 @@ static const char help[] =
     "      --key KEY       secret key opening bodies sealed to it\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n\n"
-    "SIGTERM or SIGINT: stop claiming, let handlers finish, exit 0.\n"
+    "SIGTERM, SIGINT or SIGHUP: stop claiming, let handlers finish, exit 0.\n"
     "A second one kills the handlers and releases their messages.\n";
 
 #define KILL_GRACE_NS (5 * 1000000000LL)
@@ -132,19 +132,22 @@ on_quarantine(const char *name, int err, void *arg)
 	logline(3, "%s: %s: moved to quarantine", name, mq_strerror(err));
 }
 
+/* Start a handler; returns 0, or the exit status to stop with. */
 static int
 start(struct mq_queue *q, struct slot *s, char **cmd)
 {
 	int exec_err;
 	int64_t t = now_ns();
 
-	s->pid = mq_handler_spawn(q, &s->m, cmd, &s->pidfd, &exec_err);
+	s->pid = mq_handler_spawn(q, &s->m, cmd, 1, &s->pidfd, &exec_err);
 	if (s->pid == -1) {
 		int err = errno;
 		mq_msg_close(&s->m);
 		mq_unclaim(q, s->m.receipt);
 		cli_warn(exec_err ? cmd[0] : queue, err);
-		return -1;
+		if (exec_err)
+			return exec_err == ENOENT ? 127 : 126;
+		return mq_exit_status(err);
 	}
 	s->started = t;
 	s->renew_at = t + (int64_t)lease * 1000000000 / 3;
@@ -164,6 +167,9 @@ finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg)
 	close(s->pidfd);
 	s->pid = 0;
 	secs = (double)(now_ns() - s->started) / 1e9;
+	/* A handler that ran out of time failed, whatever it exited with. */
+	if (s->kill_at != 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
+		wstatus = 1 << 8;
 	code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
 	outcome = mq_handler_settle(q, &s->m, wstatus,
 	    mq_backoff(cfg, s->m.attempt));
@@ -177,6 +183,8 @@ finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg)
 		snprintf(why, sizeof(why), "%s by signal %d",
 		    s->kill_at ? "timed out, killed" : "killed",
 		    WTERMSIG(wstatus));
+	else if (s->kill_at != 0)
+		snprintf(why, sizeof(why), "timed out");
 	else
 		snprintf(why, sizeof(why), "exit %d", code);
 	if (outcome == MQ_ACKED)
@@ -343,6 +351,7 @@ main(int argc, char *argv[])
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1 ||
 	    (sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) == -1) {
 		cli_warn(NULL, errno);
@@ -411,8 +420,7 @@ main(int argc, char *argv[])
 			for (i = 0; slots[i].pid != 0; i++)
 				;
 			slots[i].m = m;
-			if (start(q, &slots[i], cmd) == -1) {
-				status = errno == ENOENT ? 127 : 126;
+			if ((status = start(q, &slots[i], cmd)) != 0) {
 				stopping = 1;
 				break;
 			}

@@ -64,7 +64,7 @@ export_headers(const struct mq_msg *m)
 
 pid_t
 mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
-    char *const argv[], int *pidfd, int *exec_err)
+    char *const argv[], int own_group, int *pidfd, int *exec_err)
 {
 	char attempt[16];
 	int body, p[2], err = 0, saved;
@@ -91,7 +91,7 @@ mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
 	}
 	if (pid == 0) {
 		close(p[0]);
-		if (dup2(body, 0) == -1 ||
+		if ((own_group && setpgid(0, 0) == -1) || dup2(body, 0) == -1 ||
 		    setenv("MQ_QUEUE", q->path, 1) == -1 ||
 		    setenv("MQ_ID", m->id, 1) == -1 ||
 		    setenv("MQ_RECEIPT", m->receipt, 1) == -1 ||

@@ -245,9 +245,11 @@ void mq_waiter_free(struct mq_waiter *w);
 /* Handlers.  Start argv with the body of m on its standard input and
  * MQ_QUEUE, MQ_ID, MQ_RECEIPT, MQ_ATTEMPT in its environment.  Returns
  * the pid and a pidfd; -1 with *exec_err set when exec failed (the
- * message is untouched), or with errno on other errors. */
+ * message is untouched), or with errno on other errors.  own_group puts
+ * the handler in a process group of its own, out of reach of a terminal's
+ * Ctrl-C meant for the caller. */
 pid_t mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
-    char *const argv[], int *pidfd, int *exec_err);
+    char *const argv[], int own_group, int *pidfd, int *exec_err);
 /* Wait for the handler, renewing the lease of m while it runs; closes
  * pidfd.  Returns 0 with the wait status, or -1. */
 int mq_handler_wait(struct mq_queue *q, struct mq_msg *m, pid_t pid,
