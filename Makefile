@@ -101,6 +101,10 @@ lint:
 bench: all
 	sh bench/run.sh
 
+# Tests against heavy peers (RabbitMQ), not part of check.
+test-long: all
+	TESTS="$(wildcard tests/long/*.bats)" MQ_BIN=build/bin sh tests/run.sh
+
 # Long reliability runs (bounded by STRESS_TIME seconds).
 STRESS_TIME ?= 300
 stress: all
@@ -155,7 +159,7 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: all check deps asan lint fuzz bench stress demo install uninstall clean
+.PHONY: all check deps asan lint fuzz bench stress test-long demo install uninstall clean
 
 # Keep object files: they are not throwaway intermediates.
 .SECONDARY:

@@ -204,7 +204,10 @@ check_strays(struct fsck *f, enum mq_dir dir)
 	if ((dfd = mq_dir(f->q, dir)) == -1 || (d = mq_opendirat(dfd, ".")) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		/* ".nfsXXXX": NFS keeps an open file unlinked by another
+		 * client under such a name until it is closed. */
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strncmp(de->d_name, ".nfs", 4) == 0)
 			continue;
 		switch (dir) {
 		case MQ_DIR_NEW:
@@ -253,7 +256,8 @@ check_bucket_strays(struct fsck *f)
 		bfd = dirfd(d);
 		while ((de = readdir(d)) != NULL) {
 			if (strcmp(de->d_name, ".") == 0 ||
-			    strcmp(de->d_name, "..") == 0)
+			    strcmp(de->d_name, "..") == 0 ||
+			    strncmp(de->d_name, ".nfs", 4) == 0)
 				continue;
 			if (mq_ready_name_parse(de->d_name, &seq, &n) == 0 &&
 			    (seq >> MQ_BUCKET_BITS) == (b[i].base >> MQ_BUCKET_BITS))

@@ -80,19 +80,55 @@ mq_mkdirat(struct mq_queue *q, int dirfd, const char *name)
 	return fchmodat(dirfd, name, q->dir_mode, 0);
 }
 
+static int
+same_file(int ofd, const char *from, int nfd, const char *to)
+{
+	struct stat a, b;
+
+	return fstatat(ofd, from, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatat(nfd, to, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* renameat2(RENAME_NOREPLACE), or link and unlink where the filesystem
- * lacks it (NFS, some FUSE).  Both refuse to overwrite. */
+ * lacks it (NFS, some FUSE).  Both refuse to overwrite.  Over NFS a
+ * retransmitted request can report failure for an operation the server
+ * did: a rename answering ENOENT whose source is gone and whose (unique)
+ * target is there, or a link answering EEXIST with the target already the
+ * source's inode, succeeded, as Postfix's sane_rename reasons.  Every
+ * target libmq renames to is a name no other process chooses. */
+static int
+moved(int ofd, const char *from, int nfd, const char *to)
+{
+	return faccessat(ofd, from, F_OK, AT_SYMLINK_NOFOLLOW) == -1 &&
+	    faccessat(nfd, to, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 int
 mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 {
+	int saved;
+
 	if (renameat2(ofd, from, nfd, to, RENAME_NOREPLACE) == 0)
 		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
+	saved = errno;
+	if (saved == ENOENT && moved(ofd, from, nfd, to))
+		return 0;
+	if (saved != EINVAL && saved != ENOSYS) {
+		errno = saved;
 		return -1;
-	if (linkat(ofd, from, nfd, to, 0) == -1)
-		return -1;
+	}
+	if (linkat(ofd, from, nfd, to, 0) == -1) {
+		saved = errno;
+		if (saved == ENOENT && moved(ofd, from, nfd, to))
+			return 0;
+		if (saved != EEXIST || !same_file(ofd, from, nfd, to)) {
+			errno = saved;
+			return -1;
+		}
+	}
 	if (unlinkat(ofd, from, 0) == -1 && errno != ENOENT) {
-		int saved = errno;
+		saved = errno;
 		unlinkat(nfd, to, 0);
 		errno = saved;
 		return -1;

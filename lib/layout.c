@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +27,38 @@
 const char *const mq_dir_names[MQ_NDIRS] = {
 	"tmp", "new", "cur", "delay", "dead", "quarantine"
 };
+
+/* statfs magic numbers of filesystems whose changes may come from other
+ * hosts, where inotify sees only this host's and a boot id says nothing
+ * about the server's cache. */
+static const unsigned long remote_fs[] = {
+	0x6969,		/* NFS */
+	0xff534d42,	/* CIFS */
+	0xfe534d42,	/* SMB2 */
+	0x65735546,	/* FUSE */
+	0x01021997,	/* v9fs */
+	0x47504653,	/* GPFS */
+	0x0bd00bd0,	/* Lustre */
+	0x00c36400,	/* Ceph */
+};
+
+/* 1 when the queue is on a network filesystem (or MQ_POLL is set). */
+int
+mq_is_remote(struct mq_queue *q)
+{
+	struct statfs sf;
+	size_t i;
+
+	if (q->remote != -1)
+		return q->remote;
+	q->remote = 0;
+	if (getenv("MQ_POLL") != NULL || fstatfs(q->fd, &sf) == -1)
+		q->remote = 1;
+	for (i = 0; i < sizeof(remote_fs) / sizeof(remote_fs[0]); i++)
+		if ((unsigned long)sf.f_type == remote_fs[i])
+			q->remote = 1;
+	return q->remote;
+}
 
 const char *
 mq_root(char *buf, size_t size)
@@ -90,6 +123,7 @@ mq_open(const char *operand)
 		return NULL;
 	for (i = 0; i < MQ_NDIRS; i++)
 		q->dirfd[i] = -1;
+	q->remote = -1;
 	if (mq_resolve(operand, q->path, sizeof(q->path)) == -1)
 		goto fail;
 	q->fd = open(q->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -41,6 +41,7 @@ struct mq_queue {
 	int dirfd[MQ_NDIRS];
 	mode_t file_mode;
 	mode_t dir_mode;
+	int remote;			/* -1 not yet known */
 	int have_config;
 	struct mq_config config;
 	struct mq_pubkey *trusted;
@@ -54,6 +55,7 @@ struct mq_queue {
 
 /* layout.c */
 int mq_dir(struct mq_queue *q, enum mq_dir which);
+int mq_is_remote(struct mq_queue *q);
 int64_t mq_now_ns(void);
 void mq_id_format(uint64_t seq, char id[MQ_ID_SIZE]);
 int mq_id_parse(const char *s, uint64_t *seq);

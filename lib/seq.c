@@ -8,7 +8,11 @@
  * begins a new epoch (the top 24 bits): the file records the boot id, and
  * the first send after a reboot finds it changed, moves to the next epoch
  * and syncs that before using it.  Whatever a power cut did to the counter
- * within the old boot, every new id is larger than every old one.
+ * within the old boot, every new id is larger than every old one.  On a
+ * network filesystem the counter lives in the server's cache, which no
+ * client's boot id describes, and hosts would take turns starting epochs:
+ * there the counter is synced on every reservation instead.  The lock is
+ * an OFD lock, which NFS carries to the server (NLM or NFSv4).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +20,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,7 +64,9 @@ lock_seq(struct mq_queue *q)
 			errno = MQ_ENOTQUEUE;
 		return -1;
 	}
-	while (flock(fd, LOCK_EX) == -1) {
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	while (fcntl(fd, F_OFD_SETLKW, &lk) == -1) {
 		if (errno != EINTR) {
 			int saved = errno;
 			close(fd);
@@ -78,7 +83,7 @@ mq_seq_reserve(struct mq_queue *q, unsigned count, uint64_t *first)
 	char line[SEQ_LINE_LEN + 1];
 	uint64_t next;
 	ssize_t n;
-	int fd, new_epoch, saved;
+	int fd, new_epoch, remote, saved;
 
 	if (read_boot_id() == -1)
 		return -1;
@@ -95,7 +100,8 @@ mq_seq_reserve(struct mq_queue *q, unsigned count, uint64_t *first)
 		errno = MQ_EBADCONF;
 		goto fail;
 	}
-	new_epoch = memcmp(line, boot_id, BOOT_ID_LEN) != 0;
+	remote = mq_is_remote(q);
+	new_epoch = !remote && memcmp(line, boot_id, BOOT_ID_LEN) != 0;
 	if (new_epoch)
 		next = ((next >> EPOCH_SHIFT) + 1) << EPOCH_SHIFT;
 	*first = next;
@@ -104,7 +110,7 @@ mq_seq_reserve(struct mq_queue *q, unsigned count, uint64_t *first)
 	line[SEQ_LINE_LEN - 1] = '\n';
 	if (pwrite(fd, line, SEQ_LINE_LEN, 0) != SEQ_LINE_LEN)
 		goto fail;
-	if (new_epoch && fdatasync(fd) == -1)
+	if ((new_epoch || remote) && fdatasync(fd) == -1)
 		goto fail;
 	close(fd);
 	return 0;

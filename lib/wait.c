@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/inotify.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "mq_impl.h"
@@ -29,39 +28,10 @@
 #define POLL_MS 1000
 #define LOCK_POLL_MS 1000
 
-/* statfs magic numbers of filesystems whose changes may come from
- * elsewhere, where inotify sees only this host's. */
-static const unsigned long remote_fs[] = {
-	0x6969,		/* NFS */
-	0xff534d42,	/* CIFS */
-	0xfe534d42,	/* SMB2 */
-	0x65735546,	/* FUSE */
-	0x01021997,	/* v9fs */
-	0x47504653,	/* GPFS */
-	0x0bd00bd0,	/* Lustre */
-	0x00c36400,	/* Ceph */
-};
-
 struct mq_waiter {
 	struct mq_queue *q;
 	int ifd;
 };
-
-static int
-is_remote(int fd)
-{
-	struct statfs sf;
-	size_t i;
-
-	if (getenv("MQ_POLL") != NULL)
-		return 1;
-	if (fstatfs(fd, &sf) == -1)
-		return 1;
-	for (i = 0; i < sizeof(remote_fs) / sizeof(remote_fs[0]); i++)
-		if ((unsigned long)sf.f_type == remote_fs[i])
-			return 1;
-	return 0;
-}
 
 static int
 watch(struct mq_waiter *w, enum mq_dir which, uint32_t mask)
@@ -92,7 +62,7 @@ mq_waiter_new(struct mq_queue *q)
 		return NULL;
 	w->q = q;
 	w->ifd = -1;
-	if (is_remote(q->fd))
+	if (mq_is_remote(q))
 		return w;
 	if ((w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		goto fail;
