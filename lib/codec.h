@@ -23,6 +23,9 @@ struct mq_encoder {
 	unsigned char *chunk;
 	unsigned char *cipher;
 	size_t chunk_len;
+	unsigned char *wbuf;	/* file bytes not yet written, from wbase */
+	size_t wlen;
+	off_t wbase;
 	off_t raw;
 	off_t stored;
 	crypto_secretstream_xchacha20poly1305_state ss;
@@ -32,6 +35,11 @@ struct mq_encoder {
 int mq_enc_start(struct mq_encoder *e, int fd, int compress,
     const unsigned char *seal_key, unsigned char *seal_header, int sign);
 int mq_enc_write(struct mq_encoder *e, const void *buf, size_t n);
+/* Bytes at the start of the file that are not part of the signed body. */
+int mq_enc_put(struct mq_encoder *e, const void *buf, size_t n);
+/* Overwrite bytes already stored at file offset at (a size field). */
+int mq_enc_patch(struct mq_encoder *e, off_t at, const void *buf, size_t n);
+int mq_enc_flush(struct mq_encoder *e);
 int mq_enc_finish(struct mq_encoder *e);
 int mq_enc_sign(struct mq_encoder *e, const char *header, size_t len,
     const struct mq_key *k);

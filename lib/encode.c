@@ -8,7 +8,8 @@
  * SHA-512) that hashes exactly the bytes stored.  Signing what is stored,
  * after sealing, lets any consumer check a signature without the key that
  * opens the body.  zlib and libsodium are touched only when a message
- * uses them.
+ * uses them.  What reaches the file is gathered in an 8 KiB buffer, so a
+ * small message, header and body and sizes, is one write.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +19,55 @@
 
 #include "codec.h"
 
+#define WBUF_SIZE 8192
+
+int
+mq_enc_flush(struct mq_encoder *e)
+{
+	if (e->wlen == 0)
+		return 0;
+	if (mq_write_all(e->fd, e->wbuf, e->wlen) == -1)
+		return -1;
+	e->wbase += (off_t)e->wlen;
+	e->wlen = 0;
+	return 0;
+}
+
+int
+mq_enc_put(struct mq_encoder *e, const void *buf, size_t n)
+{
+	if (e->wlen + n > WBUF_SIZE) {
+		if (mq_enc_flush(e) == -1)
+			return -1;
+		if (n > WBUF_SIZE) {
+			if (mq_write_all(e->fd, buf, n) == -1)
+				return -1;
+			e->wbase += (off_t)n;
+			return 0;
+		}
+	}
+	memcpy(e->wbuf + e->wlen, buf, n);
+	e->wlen += n;
+	return 0;
+}
+
+int
+mq_enc_patch(struct mq_encoder *e, off_t at, const void *buf, size_t n)
+{
+	ssize_t w;
+
+	if (at >= e->wbase && at + (off_t)n <= e->wbase + (off_t)e->wlen) {
+		memcpy(e->wbuf + (at - e->wbase), buf, n);
+		return 0;
+	}
+	if ((w = pwrite(e->fd, buf, n, at)) != (ssize_t)n) {
+		if (w >= 0)
+			errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
 static int
 store(struct mq_encoder *e, const unsigned char *buf, size_t n)
 {
@@ -25,7 +75,7 @@ store(struct mq_encoder *e, const unsigned char *buf, size_t n)
 		return 0;
 	if (e->sign)
 		crypto_sign_update(&e->sig, buf, n);
-	if (mq_write_all(e->fd, buf, n) == -1)
+	if (mq_enc_put(e, buf, n) == -1)
 		return -1;
 	e->stored += (off_t)n;
 	return 0;
@@ -95,6 +145,8 @@ mq_enc_start(struct mq_encoder *e, int fd, int compress,
 	memset(e, 0, sizeof(*e));
 	e->fd = fd;
 	e->sign = sign;
+	if ((e->wbuf = malloc(WBUF_SIZE)) == NULL)
+		goto nomem;
 	if (sign)
 		crypto_sign_init(&e->sig);
 	if (seal_key != NULL) {
@@ -161,7 +213,7 @@ mq_enc_sign(struct mq_encoder *e, const char *header, size_t len,
 	sodium_bin2base64(line + 5, sizeof(line) - 5, sig, sizeof(sig),
 	    sodium_base64_VARIANT_ORIGINAL);
 	line[MQ_TRAILER_LEN - 1] = '\n';
-	return mq_write_all(e->fd, line, MQ_TRAILER_LEN);
+	return mq_enc_put(e, line, MQ_TRAILER_LEN);
 }
 
 void
@@ -175,5 +227,6 @@ mq_enc_free(struct mq_encoder *e)
 	free(e->zout);
 	free(e->chunk);
 	free(e->cipher);
-	e->zout = e->chunk = e->cipher = NULL;
+	free(e->wbuf);
+	e->zout = e->chunk = e->cipher = e->wbuf = NULL;
 }

@@ -35,7 +35,6 @@
 #include "mq_impl.h"
 
 #define MAGIC "mq/1\n"
-#define SIZE_DIGITS 20
 
 static int
 append(char *buf, size_t size, size_t *len, const char *fmt, ...)
@@ -101,12 +100,12 @@ mq_header_build(char *buf, size_t size, const struct mq_header_fields *f,
 	    "\nqueue: %s\n", f->id, f->ns, f->queue) == -1)
 		return -1;
 	*size_at = (off_t)len + 6;
-	if (append(buf, size, &len, "size: %0*d\n", SIZE_DIGITS, 0) == -1)
+	if (append(buf, size, &len, "size: %0*d\n", MQ_SIZE_DIGITS, 0) == -1)
 		return -1;
 	*raw_at = 0;
 	if (f->compressed || f->sealed) {
 		*raw_at = (off_t)len + 10;
-		if (append(buf, size, &len, "raw-size: %0*d\n", SIZE_DIGITS,
+		if (append(buf, size, &len, "raw-size: %0*d\n", MQ_SIZE_DIGITS,
 		    0) == -1)
 			return -1;
 	}
@@ -160,24 +159,6 @@ mq_header_build(char *buf, size_t size, const struct mq_header_fields *f,
 	if (append(buf, size, &len, "\n") == -1)
 		return -1;
 	return (int)len;
-}
-
-/* Write a size into its placeholder, in the file and in the copy kept
- * for signing. */
-int
-mq_header_set_size(int fd, char *copy, off_t at, off_t value)
-{
-	char digits[SIZE_DIGITS + 1];
-	ssize_t w;
-
-	snprintf(digits, sizeof(digits), "%0*jd", SIZE_DIGITS, (intmax_t)value);
-	memcpy(copy + at, digits, SIZE_DIGITS);
-	if ((w = pwrite(fd, digits, SIZE_DIGITS, at)) != SIZE_DIGITS) {
-		if (w >= 0)
-			errno = EIO;
-		return -1;
-	}
-	return 0;
 }
 
 static int

@@ -92,6 +92,7 @@ int mq_fsync_dirat(int dirfd, const char *name);
 int mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to);
 
 int mq_tmp_clean(struct mq_queue *q, unsigned max_age_s);
+mode_t mq_umask(void);
 
 /* seq.c */
 int mq_seq_reserve(struct mq_queue *q, unsigned count, uint64_t *first);
@@ -99,6 +100,7 @@ int mq_seq_create(struct mq_queue *q);
 int mq_seq_peek(struct mq_queue *q, uint64_t *next);
 
 /* format.c */
+#define MQ_SIZE_DIGITS 20
 #define MQ_TRAILER_LEN 94	/* "sig: " base64(64 bytes) "\n" */
 struct mq_header_fields {
 	const char *id;
@@ -115,7 +117,6 @@ struct mq_header_fields {
 };
 int mq_header_build(char *buf, size_t size, const struct mq_header_fields *f,
     off_t *size_at, off_t *raw_at);
-int mq_header_set_size(int fd, char *copy, off_t at, off_t value);
 int mq_header_parse(int fd, struct mq_msg *m, off_t file_size);
 int mq_header_get(const struct mq_msg *m, const char *key, char *buf,
     size_t size);

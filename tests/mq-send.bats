@@ -216,8 +216,9 @@ pop_cmp() {
 	bg_start sender mq-send "$Q" "$fifo"
 	# Read-write, so that opening never blocks, whatever mq-send does.
 	exec 5<>"$fifo"
-	printf 'first half, ' >&5
-	wait_for 10 grep -rqs 'first half' "$Q/tmp"
+	# More than mq-send buffers, so part of the body is in tmp/.
+	head -c 100000 /dev/zero | tr '\0' x >&5
+	wait_for 10 grep -rqs xxxx "$Q/tmp"
 	run mq-recv "$Q"
 	assert_failure 1
 	assert_equal "$(ready_count)" 0
@@ -228,7 +229,7 @@ pop_cmp() {
 	assert is_id "$(bg_out sender)"
 	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
 	run mq-recv "$Q"
-	assert_output 'first half, second half'
+	assert_output "$(head -c 100000 /dev/zero | tr '\0' x)second half"
 }
 
 @test "mq-send: -l sends a slow producer's lines as soon as the input pauses" {
