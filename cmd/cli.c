@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "../lib/mq.h"
 #include "cli.h"
@@ -155,4 +156,33 @@ cli_age(double s, char *buf, size_t size)
 	else
 		snprintf(buf, size, "%.0fd", s / 86400);
 	return buf;
+}
+
+int
+cli_load_keys(struct mq_queue *q, const char *const *verify, int n,
+    const char *key)
+{
+	int i, err;
+
+	for (i = 0; i < n; i++)
+		if (mq_trust(q, verify[i]) == -1) {
+			err = errno;
+			cli_warn(verify[i], err);
+			return mq_exit_status(err);
+		}
+	if (key != NULL && mq_set_key(q, key) == -1) {
+		err = errno;
+		cli_warn(key, err);
+		return mq_exit_status(err);
+	}
+	return 0;
+}
+
+long long
+cli_now_ns(int clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

@@ -8,6 +8,8 @@
 
 #include <stdio.h>
 
+struct mq_queue;
+
 extern const char *cli_prog;
 
 /* "prog: obj: strerror(err)" on stderr; obj may be NULL. */
@@ -31,5 +33,12 @@ void cli_json_string(FILE *out, const char *s);
 int cli_each_root_queue(int (*fn)(const char *path, void *), void *arg);
 /* Human age: 42s, 3m, 5h, 2d. */
 const char *cli_age(double seconds, char *buf, size_t size);
+
+/* Trust each --verify path and set the --key secret key; on failure the
+ * line is printed and the exit status returned, else 0. */
+int cli_load_keys(struct mq_queue *q, const char *const *verify, int n,
+    const char *key);
+/* Nanoseconds on the given clock (CLOCK_REALTIME, CLOCK_MONOTONIC). */
+long long cli_now_ns(int clock);
 
 #endif

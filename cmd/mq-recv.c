@@ -184,7 +184,7 @@ main(int argc, char *argv[])
 	int c, rc, err, wait_ms = 0, have_wait = 0, leased;
 	char **cmd = NULL;
 	const char *verify[32], *key = NULL;
-	int nverify = 0, headers = 0, i, status;
+	int nverify = 0, headers = 0, status;
 
 	while ((c = getopt_long(argc, argv, "+wt:L:o:HhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -251,19 +251,8 @@ main(int argc, char *argv[])
 		return mq_exit_status(err);
 	}
 	mq_set_quarantine_hook(q, on_quarantine, NULL);
-	for (i = 0; i < nverify; i++)
-		if (mq_trust(q, verify[i]) == -1) {
-			err = errno;
-			cli_warn(verify[i], err);
-			status = mq_exit_status(err);
-			goto out;
-		}
-	if (key != NULL && mq_set_key(q, key) == -1) {
-		err = errno;
-		cli_warn(key, err);
-		status = mq_exit_status(err);
+	if ((status = cli_load_keys(q, verify, nverify, key)) != 0)
 		goto out;
-	}
 	leased = lease != 0 && cmd == NULL;
 	if (lease == 0) {
 		if (mq_config(q, &cfg) == -1) {

@@ -110,15 +110,6 @@ send_whole(struct sender *s, int fd, const char *name)
 	return commit(s) == -1 ? mq_exit_status(errno) : 0;
 }
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* --at: seconds since the epoch, or ISO 8601 date and time with an
  * optional Z or +HH:MM (local time without one). */
 static int64_t
@@ -306,8 +297,9 @@ main(int argc, char *argv[])
 			if (s.opts.not_before_ns != 0)
 				cli_usage(usage);
 			s.opts.not_before_ns = c == 'd' ?
-			    now_ns() + (int64_t)cli_duration("-d", optarg) *
-			    1000000000 : parse_time(optarg);
+			    cli_now_ns(CLOCK_REALTIME) +
+			    (int64_t)cli_duration("-d", optarg) * 1000000000 :
+			    parse_time(optarg);
 			break;
 		case 't':
 			if ((s.opts.ttl_s = cli_duration("--ttl", optarg)) == 0) {

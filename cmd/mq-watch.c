@@ -67,15 +67,6 @@ static int journal;
 static unsigned lease;
 static unsigned timeout_s;
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* One line per event; under systemd a priority prefix instead of a time. */
 static void
 logline(int prio, const char *fmt, ...)
@@ -137,7 +128,7 @@ static int
 start(struct mq_queue *q, struct slot *s, char **cmd)
 {
 	int exec_err;
-	int64_t t = now_ns();
+	int64_t t = cli_now_ns(CLOCK_MONOTONIC);
 
 	s->pid = mq_handler_spawn(q, &s->m, cmd, 1, &s->pidfd, &exec_err);
 	if (s->pid == -1) {
@@ -166,7 +157,7 @@ finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg)
 		;
 	close(s->pidfd);
 	s->pid = 0;
-	secs = (double)(now_ns() - s->started) / 1e9;
+	secs = (double)(cli_now_ns(CLOCK_MONOTONIC) - s->started) / 1e9;
 	/* A handler that ran out of time failed, whatever it exited with. */
 	if (s->kill_at != 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
 		wstatus = 1 << 8;
@@ -365,20 +356,10 @@ main(int argc, char *argv[])
 		return mq_exit_status(err);
 	}
 	mq_set_quarantine_hook(q, on_quarantine, NULL);
-	for (i = 0; i < nverify; i++)
-		if (mq_trust(q, verify[i]) == -1) {
-			err = errno;
-			cli_warn(verify[i], err);
-			mq_waiter_free(w);
-			mq_close(q);
-			return mq_exit_status(err);
-		}
-	if (key != NULL && mq_set_key(q, key) == -1) {
-		err = errno;
-		cli_warn(key, err);
+	if ((status = cli_load_keys(q, verify, nverify, key)) != 0) {
 		mq_waiter_free(w);
 		mq_close(q);
-		return mq_exit_status(err);
+		return status;
 	}
 	lease = cfg.lease_s;
 	slots = calloc(jobs, sizeof(*slots));
@@ -442,7 +423,7 @@ main(int argc, char *argv[])
 			if (ms == 0)
 				continue;
 		}
-		t = now_ns();
+		t = cli_now_ns(CLOCK_MONOTONIC);
 		next = 0;
 		for (i = 0; i < (int)jobs; i++)
 			if (slots[i].pid != 0)
@@ -484,7 +465,7 @@ main(int argc, char *argv[])
 				}
 			}
 		}
-		t = now_ns();
+		t = cli_now_ns(CLOCK_MONOTONIC);
 		for (i = 0; i < (int)jobs; i++) {
 			if (slots[i].pid == 0)
 				continue;

@@ -135,3 +135,38 @@ mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 	}
 	return 0;
 }
+
+/* Write a small file of the queue (config, seq) whole or not at all:
+ * NAME.tmp, synced, renamed over NAME (or beside it: replace 0 fails with
+ * EEXIST when NAME exists), then the queue directory synced. */
+int
+mq_write_file(struct mq_queue *q, const char *name, const void *buf,
+    size_t len, int replace)
+{
+	char tmp[64];
+	int fd, rc, saved;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(q->fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, q->file_mode);
+	if (fd == -1)
+		return -1;
+	if (fchmod(fd, q->file_mode) == -1 || mq_write_all(fd, buf, len) == -1 ||
+	    fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		unlinkat(q->fd, tmp, 0);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	rc = replace ? renameat(q->fd, tmp, q->fd, name) :
+	    mq_rename_noreplace(q->fd, tmp, q->fd, name);
+	if (rc == -1) {
+		saved = errno;
+		unlinkat(q->fd, tmp, 0);
+		errno = saved;
+		return -1;
+	}
+	return fsync(q->fd);
+}

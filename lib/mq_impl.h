@@ -86,6 +86,8 @@ int mq_token(char *buf, size_t size, int keep_lock);
 
 /* io.c */
 int mq_mkdirat(struct mq_queue *q, int dirfd, const char *name);
+int mq_write_file(struct mq_queue *q, const char *name, const void *buf,
+    size_t len, int replace);
 int mq_write_all(int fd, const void *buf, size_t n);
 ssize_t mq_read_full(int fd, void *buf, size_t n);
 int mq_fsync_dirat(int dirfd, const char *name);

@@ -183,7 +183,7 @@ mq_seq_create(struct mq_queue *q)
 {
 	char line[SEQ_LINE_LEN + 1];
 	uint64_t max = 0, next;
-	int fd, i, saved;
+	int i;
 	static const enum mq_dir dirs[] = {
 		MQ_DIR_NEW, MQ_DIR_CUR, MQ_DIR_DELAY, MQ_DIR_DEAD
 	};
@@ -203,25 +203,7 @@ mq_seq_create(struct mq_queue *q)
 	line[BOOT_ID_LEN] = ' ';
 	mq_id_format(next, line + BOOT_ID_LEN + 1);
 	line[SEQ_LINE_LEN - 1] = '\n';
-	fd = openat(q->fd, "seq.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, q->file_mode);
-	if (fd == -1)
-		return -1;
-	if (fchmod(fd, q->file_mode) == -1 ||
-	    mq_write_all(fd, line, SEQ_LINE_LEN) == -1 || fsync(fd) == -1)
-		goto fail;
-	close(fd);
-	if (mq_rename_noreplace(q->fd, "seq.tmp", q->fd, "seq") == -1) {
-		saved = errno;
-		unlinkat(q->fd, "seq.tmp", 0);
-		errno = saved;
+	if (mq_write_file(q, "seq", line, SEQ_LINE_LEN, 0) == -1)
 		return errno == EEXIST ? 0 : -1;
-	}
-	return fsync(q->fd);
-fail:
-	saved = errno;
-	close(fd);
-	unlinkat(q->fd, "seq.tmp", 0);
-	errno = saved;
-	return -1;
+	return 0;
 }

@@ -86,7 +86,7 @@ crash_steps() {
 	# can be stopped on entry: killing there would be not starting.
 	first=2
 	if under_asan; then
-		first=$(first_line_matching "$ref/trace" "\"$ref")
+		first=$(first_line_matching "$ref/trace" "^openat\\(AT_FDCWD, \"$ref")
 		[ "$first" -gt 0 ] || fail "$name: the queue is never opened"
 	fi
 	for ((n = first; n <= total; n++)); do
