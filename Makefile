@@ -119,7 +119,8 @@ fuzz: deps
 	build/fuzz/fuzz_parse -max_total_time=$(FUZZ_TIME) -max_len=70000 \
 		-print_final_stats=1 build/fuzz-corpus fuzz/corpus
 
-demo: deps all
+demo: deps
+	$(MAKE) all
 	sh contrib/demo.sh
 
 install: all
