@@ -140,23 +140,39 @@ pct(int64_t *v, int n, double p)
 	return v[(int)(p * (n - 1) + 0.5)] / 1e3;
 }
 
-static void
-send_one(struct mq_queue *q, const struct mq_send_opts *o, const char *body,
+/* Send one message; returns 0, or -1 with errno. */
+static int
+try_send(struct mq_queue *q, const struct mq_send_opts *o, const char *body,
     size_t len)
 {
 	struct mq_draft *d;
 	size_t off, chunk;
+	int saved;
 
 	if ((d = mq_draft_new(q, o)) == NULL)
-		die("mq_draft_new");
+		return -1;
 	for (off = 0; off < len; off += chunk) {
 		chunk = len - off < 131072 ? len - off : 131072;
 		if (mq_draft_write(d, body + off, chunk) == -1)
-			die("mq_draft_write");
+			goto fail;
 	}
 	if (mq_commit(q, &d, 1) != 1)
-		die("mq_commit");
+		goto fail;
 	mq_draft_free(d);
+	return 0;
+fail:
+	saved = errno;
+	mq_draft_free(d);
+	errno = saved;
+	return -1;
+}
+
+static void
+send_one(struct mq_queue *q, const struct mq_send_opts *o, const char *body,
+    size_t len)
+{
+	if (try_send(q, o, body, len) == -1)
+		die("send");
 }
 
 /* Claim, copy the body to fd and ack; 1 done, 0 nothing ready. */
@@ -188,17 +204,20 @@ open_queue(const char *path)
 	return q;
 }
 
-/* churn DIR N: create and delete N files of 1 KiB, as a busy spool does,
- * so that the next creates meet the recently freed inodes. */
+/* churn DIR N MAXSEC: create and delete N files of 1 KiB (fewer if that
+ * takes MAXSEC seconds), as a busy spool does, so that the next creates
+ * meet the recently freed inodes; prints how many. */
 static int
 cmd_churn(int argc, char **argv)
 {
 	char name[64], body[1024];
+	int64_t end;
 	int n, i, fd, dfd;
 
-	if (argc != 2)
-		dief("usage: churn DIR N");
+	if (argc != 3)
+		dief("usage: churn DIR N MAXSEC");
 	n = atoi(argv[1]);
+	end = mono_ns() + (int64_t)(atof(argv[2]) * 1e9);
 	if ((dfd = open(argv[0], O_RDONLY | O_DIRECTORY)) == -1)
 		die(argv[0]);
 	fill_random(body, sizeof(body), 1);
@@ -209,27 +228,33 @@ cmd_churn(int argc, char **argv)
 		if (write(fd, body, sizeof(body)) != (ssize_t)sizeof(body))
 			die(name);
 		close(fd);
+		if (i % 256 == 255 && mono_ns() > end)
+			n = i + 1;
 	}
 	for (i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "churn.%d.%d", (int)getpid(), i);
 		unlinkat(dfd, name, 0);
 	}
 	close(dfd);
+	printf("%d\n", n);
 	return 0;
 }
 
-/* populate Q N SIZE: send N messages in groups of 256, without syncs. */
+/* populate Q N SIZE MAXSEC: send N messages in groups of 256, without
+ * syncs, stopping after MAXSEC seconds; prints how many were sent. */
 static int
 cmd_populate(int argc, char **argv)
 {
 	struct mq_draft *g[256];
 	struct mq_queue *q;
 	long n, i, k = 0;
+	int64_t end;
 	size_t size;
 	char *body;
 
-	if (argc != 3)
-		dief("usage: populate Q N SIZE");
+	if (argc != 4)
+		dief("usage: populate Q N SIZE MAXSEC");
+	end = mono_ns() + (int64_t)(atof(argv[3]) * 1e9);
 	q = open_queue(argv[0]);
 	n = atol(argv[1]);
 	size = (size_t)atol(argv[2]);
@@ -247,8 +272,11 @@ cmd_populate(int argc, char **argv)
 				die("mq_commit");
 			while (k > 0)
 				mq_draft_free(g[--k]);
+			if (mono_ns() > end)
+				n = i + 1;
 		}
 	}
+	printf("%ld\n", n);
 	mq_close(q);
 	return 0;
 }
@@ -276,29 +304,28 @@ cmd_drain(int argc, char **argv)
 	return 0;
 }
 
-/* files DIR INPUT: the no-fsync floor of mq-send -l: each line of INPUT
- * becomes a file written in DIR/tmp and renamed into DIR/new/BUCKET, one
- * bucket per 1024 files, with a header of the size mq writes; no sync. */
+/* files TMPDIR NEWDIR INPUT: the no-fsync floor of mq-send -l: each line
+ * of INPUT becomes a file written in TMPDIR and renamed into
+ * NEWDIR/BUCKET, one bucket per 1024 files, with a header of the size mq
+ * writes; no sync. */
 static int
 cmd_files(int argc, char **argv)
 {
 	static char buf[65536], rec[1 << 20];
 	char tmp[64], dest[96], bucket[32];
 	size_t len = 0;
-	long seq = 0;
+	long seq = (long)getpid() << 24, n = 0;
 	ssize_t r;
 	int in, tfd, nfd, fd, hdr;
 
-	if (argc != 2)
-		dief("usage: files DIR INPUT");
-	snprintf(buf, sizeof(buf), "%s/tmp", argv[0]);
-	if ((tfd = open(buf, O_RDONLY | O_DIRECTORY)) == -1)
-		die(buf);
-	snprintf(buf, sizeof(buf), "%s/new", argv[0]);
-	if ((nfd = open(buf, O_RDONLY | O_DIRECTORY)) == -1)
-		die(buf);
-	if ((in = open(argv[1], O_RDONLY)) == -1)
+	if (argc != 3)
+		dief("usage: files TMPDIR NEWDIR INPUT");
+	if ((tfd = open(argv[0], O_RDONLY | O_DIRECTORY)) == -1)
+		die(argv[0]);
+	if ((nfd = open(argv[1], O_RDONLY | O_DIRECTORY)) == -1)
 		die(argv[1]);
+	if ((in = open(argv[2], O_RDONLY)) == -1)
+		die(argv[2]);
 	while ((r = read(in, buf, sizeof(buf))) > 0) {
 		char *p = buf, *end = buf + r, *nl;
 		for (; p < end; p = nl + 1) {
@@ -332,10 +359,11 @@ cmd_files(int argc, char **argv)
 			if (renameat(tfd, tmp, nfd, dest) == -1)
 				die(dest);
 			seq++;
+			n++;
 			len = 0;
 		}
 	}
-	printf("%ld\n", seq);
+	printf("%ld\n", n);
 	return 0;
 }
 
@@ -762,8 +790,10 @@ cmd_wake(int argc, char **argv)
 
 struct shared {
 	volatile int stop;
+	volatile int err;
 	volatile long sent[64];
 	volatile long acked[64];
+	volatile long failed[64];
 };
 
 static long
@@ -778,7 +808,8 @@ sum(volatile long *v, int n)
 }
 
 /* conc Q P SECONDS: P durable producers and P consumers on Q; prints
- * "sent_per_s acked_per_s" over the window after a short warm-up. */
+ * "sent_per_s acked_per_s failed_sends errno" over the window after a
+ * short warm-up.  A send that fails is counted and the producer goes on. */
 static int
 cmd_conc(int argc, char **argv)
 {
@@ -810,8 +841,12 @@ cmd_conc(int argc, char **argv)
 		fill_random(body, sizeof(body), 19 + (unsigned)i);
 		if (i < p) {
 			while (!sh->stop) {
-				send_one(q, NULL, body, sizeof(body));
-				sh->sent[i]++;
+				if (try_send(q, NULL, body, sizeof(body)) == 0)
+					sh->sent[i]++;
+				else {
+					sh->failed[i]++;
+					sh->err = errno;
+				}
 			}
 		} else {
 			struct mq_waiter *w = mq_waiter_new(q);
@@ -842,7 +877,8 @@ cmd_conc(int argc, char **argv)
 	sh->stop = 1;
 	for (i = 0; i < 2 * p; i++)
 		waitpid(pids[i], &st, 0);
-	printf("%.1f %.1f\n", (s1 - s0) / secs, (a1 - a0) / secs);
+	printf("%.1f %.1f %ld %s\n", (s1 - s0) / secs, (a1 - a0) / secs,
+	    sum(sh->failed, p), sh->err != 0 ? mq_strerror(sh->err) : "-");
 	return 0;
 }
 

@@ -2,12 +2,16 @@
  * runx.c - run commands many times, interleaved, and report medians.
  *
  * Machines here are noisy (±30-50 %), so commands compared with each
- * other run in rounds: round r runs command 1, then 2, ..., then the next
- * round, so that drift in the machine hits every command alike.  Each
+ * other run in rounds: each round runs every command once, starting with
+ * a different one each round, so that drift in the machine, and whatever
+ * one command leaves behind for the next, hits every command alike.  Each
  * run is a posix_spawn and wait4: wall time from spawn to reaped, CPU
  * time (user + system) and peak RSS from the child's rusage.
  *
- * usage: runx [-n RUNS] [-w WARMUP] -- [<IN] [>OUT] CMD ARG... [::: ...]
+ * usage: runx [-f] [-n RUNS] [-w WARMUP] -- [<IN] [>OUT] CMD ARG... [::: ...]
+ *
+ * -f keeps the order fixed, for commands that depend on each other (a
+ * send, then the receive of what it sent).
  *
  * Prints one line per command, in order:
  *   wall_median_us cpu_median_us maxrss_max_kb wall_p10_us wall_p90_us
@@ -94,12 +98,16 @@ int
 main(int argc, char *argv[])
 {
 	struct cmd cmds[16];
-	int runs = 20, warm = 2, ncmd = 0, i, r, c, failed = 0;
+	int runs = 20, warm = 2, ncmd = 0, i, r, c, k, st, failed = 0;
+	int fixed = 0;
 	double w = 0, u = 0;
 	long rss = 0;
 
-	while ((c = getopt(argc, argv, "+n:w:")) != -1) {
+	while ((c = getopt(argc, argv, "+fn:w:")) != -1) {
 		switch (c) {
+		case 'f':
+			fixed = 1;
+			break;
 		case 'n':
 			runs = atoi(optarg);
 			break;
@@ -113,27 +121,28 @@ main(int argc, char *argv[])
 	if (runs < 1 || optind >= argc)
 		goto usage;
 	for (i = optind; i < argc && ncmd < 16; ) {
-		struct cmd *k = &cmds[ncmd++];
-		memset(k, 0, sizeof(*k));
+		struct cmd *m = &cmds[ncmd++];
+		memset(m, 0, sizeof(*m));
 		for (; i < argc && (argv[i][0] == '<' || argv[i][0] == '>'); i++) {
 			if (argv[i][0] == '<')
-				k->in = argv[i] + 1;
+				m->in = argv[i] + 1;
 			else
-				k->out = argv[i] + 1;
+				m->out = argv[i] + 1;
 		}
-		k->argv = argv + i;
+		m->argv = argv + i;
 		for (; i < argc && strcmp(argv[i], ":::") != 0; i++)
 			;
 		if (i < argc)
 			argv[i++] = NULL;
-		if (k->argv[0] == NULL)
+		if (m->argv[0] == NULL)
 			goto usage;
-		k->wall = calloc((size_t)runs, sizeof(double));
-		k->cpu = calloc((size_t)runs, sizeof(double));
+		m->wall = calloc((size_t)runs, sizeof(double));
+		m->cpu = calloc((size_t)runs, sizeof(double));
 	}
 	for (r = -warm; r < runs; r++) {
-		for (c = 0; c < ncmd; c++) {
-			int st = run(&cmds[c], &w, &u, &rss);
+		for (k = 0; k < ncmd; k++) {
+			c = fixed ? k : (k + r + warm) % ncmd;
+			st = run(&cmds[c], &w, &u, &rss);
 			if (st != 0) {
 				fprintf(stderr, "runx: %s exited %d\n",
 				    cmds[c].argv[0], st);
@@ -156,7 +165,7 @@ main(int argc, char *argv[])
 	}
 	return failed;
 usage:
-	fprintf(stderr, "usage: runx [-n RUNS] [-w WARMUP] -- [<IN] [>OUT] "
+	fprintf(stderr, "usage: runx [-f] [-n RUNS] [-w WARMUP] -- [<IN] [>OUT] "
 	    "CMD ARG... [::: ...]\n");
 	return 64;
 }

@@ -69,8 +69,8 @@ main(int argc, char *argv[])
 	};
 	struct mq_init_opts o = { 0, (gid_t)-1, 0, 0, 0, 0, NULL };
 	struct group *gr;
-	static char setting[8][PATH_MAX + 32];
-	static const char *settings[9];
+	static char setting[16][PATH_MAX + 32];
+	static const char *settings[17];
 	char abs[PATH_MAX];
 	const char *key = NULL, *topic = NULL;
 	int nset = 0, subscribe = 0;
@@ -170,7 +170,7 @@ main(int argc, char *argv[])
 			snprintf(setting[nset], sizeof(setting[nset]), "%s = %s",
 			    key, c == 'r' ? "yes" : (c == 't' || c == 'k') ?
 			    abs : optarg);
-			if (nset < 7) {
+			if (nset < 16) {
 				settings[nset] = setting[nset];
 				nset++;
 			}
@@ -199,6 +199,9 @@ main(int argc, char *argv[])
 			/* Here a path that is not a directory is just that. */
 			if (err == ENOTDIR)
 				cli_warnx(argv[i], "%s", strerror(err));
+			else if (err == EBUSY)
+				cli_warnx(argv[i], "already subscribed to "
+				    "another topic");
 			else
 				cli_warn(argv[i], err);
 			if (status == 0)

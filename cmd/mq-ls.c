@@ -33,7 +33,8 @@ static int json;
 static double now;
 static struct mq_queue *q;
 
-/* The headers of a message file, read without claiming it. */
+/* Priority, group and expiry, then the user headers of a message file,
+ * read without claiming it. */
 static void
 print_headers(const struct mq_entry *e)
 {
@@ -43,8 +44,25 @@ print_headers(const struct mq_entry *e)
 	size_t it = 0;
 	int first = 1;
 
-	if (mq_peek(q, e->id, &m, &st) == -1)
+	if (mq_peek(q, e->id, &m, &st) == -1) {
+		if (json)
+			fputs(",\"headers\":{", stdout);
 		return;
+	}
+	if (json) {
+		printf(",\"priority\":%d,\"expires_ns\":%lld,\"group\":",
+		    m.priority, (long long)m.expires_ns);
+		cli_json_string(stdout, m.group);
+		fputs(",\"headers\":{", stdout);
+	} else {
+		if (m.priority > 0)
+			printf(" priority=%d", m.priority);
+		if (m.group[0] != '\0')
+			printf(" group=%s", m.group);
+		if (m.expires_ns != 0)
+			printf(" expires=%lld", (long long)(m.expires_ns /
+			    1000000000));
+	}
 	while (mq_msg_header_next(&m, &it, name, sizeof(name), value,
 	    sizeof(value)) == 1) {
 		if (json) {
@@ -78,9 +96,11 @@ list_one(const struct mq_entry *e, void *arg)
 			fputs(",\"reason\":", stdout);
 			cli_json_string(stdout, e->reason);
 		}
-		fputs(",\"headers\":{", stdout);
+		/* print_headers adds the fields it reads and opens headers. */
 		if (e->state != MQ_QUARANTINED)
 			print_headers(e);
+		else
+			fputs(",\"headers\":{", stdout);
 		fputs("}}\n", stdout);
 		return 0;
 	}
@@ -114,6 +134,12 @@ show(const char *queue, const char *id)
 	}
 	printf("id: %s\nstate: %s\nattempts: %u\n", m.id,
 	    mq_state_name(st), m.attempt);
+	if (m.priority > 0)
+		printf("priority: %d\n", m.priority);
+	if (m.group[0] != '\0')
+		printf("group: %s\n", m.group);
+	if (m.expires_ns != 0)
+		printf("expires: %lld\n", (long long)(m.expires_ns / 1000000000));
 	while (mq_msg_header_next(&m, &it, name, sizeof(name), value,
 	    sizeof(value)) == 1)
 		printf("%s: %s\n", name, value);

@@ -3,10 +3,14 @@
  *
  * A claim is a rename from new/BUCKET/ID.N to cur/ID.N+1.TOKEN.DEADLINE:
  * of several consumers racing for one file exactly one rename succeeds.
- * Before renaming, the claimer opens the file and takes an exclusive
- * flock on it; a holder that stays alive keeps that lock, so when it dies
+ * Before renaming, the claimer opens the file and takes an OFD lock on
+ * it, having checked that no one else holds one; a holder that stays alive keeps that lock, so when it dies
  * (even by SIGKILL) the kernel drops the lock and the next consumer sees
- * the message is free at once instead of waiting out the lease.  The lease
+ * the message is free at once instead of waiting out the lease.  The lock
+ * covers one byte at an offset particular to the queue (its directory's
+ * inode number), not the whole file: a topic's copies in its subscribers
+ * are hard links of one inode, and each subscriber's claims must not
+ * collide with another's.  The lease
  * end is part of the name, so extending a lease is itself an atomic rename
  * that races cleanly with a consumer reclaiming it.
  *
@@ -23,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -68,9 +71,40 @@ mq_opendirat(int dirfd, const char *name)
 	return d;
 }
 
+/* 1 when some process holds this queue's byte of a message file.  Read
+ * locks serve, since consumers may only read message files: a write-lock
+ * test sees them all, and a claim's exclusiveness comes from its rename. */
+static int
+msg_locked(const struct mq_queue *q, int fd)
+{
+	struct flock lk = {
+		.l_type = F_WRLCK, .l_whence = SEEK_SET,
+		.l_start = q->lock_off, .l_len = 1
+	};
+
+	return fcntl(fd, F_OFD_GETLK, &lk) == -1 || lk.l_type != F_UNLCK;
+}
+
+/* Hold this queue's byte of a message file; 0, or -1 with EWOULDBLOCK
+ * when another process does. */
+static int
+lock_msg(const struct mq_queue *q, int fd)
+{
+	struct flock lk = {
+		.l_type = F_RDLCK, .l_whence = SEEK_SET,
+		.l_start = q->lock_off, .l_len = 1
+	};
+
+	if (msg_locked(q, fd)) {
+		errno = EWOULDBLOCK;
+		return -1;
+	}
+	return fcntl(fd, F_OFD_SETLK, &lk);
+}
+
 /* A lease whose holder kept a lock is free once the lock can be taken. */
 static int
-holder_gone(int curfd, const char *name)
+holder_gone(const struct mq_queue *q, int curfd, const char *name)
 {
 	struct stat st;
 	int fd, gone;
@@ -79,7 +113,7 @@ holder_gone(int curfd, const char *name)
 	if (fd == -1)
 		return errno == ENOENT ? 0 : 1;
 	gone = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    flock(fd, LOCK_EX | LOCK_NB) == 0;
+	    !msg_locked(q, fd);
 	close(fd);
 	return gone;
 }
@@ -158,7 +192,7 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 		    &deadline) == -1)
 			continue;
 		if (deadline > now &&
-		    (kind != 'k' || !holder_gone(curfd, de->d_name))) {
+		    (kind != 'k' || !holder_gone(q, curfd, de->d_name))) {
 			if (deadline < next)
 				next = deadline;
 			locked |= kind == 'k';
@@ -313,6 +347,15 @@ from_topic(const struct mq_config *cfg, const char *queue)
 	    strcmp(slash + 1, queue) == 0;
 }
 
+/* A message file is this queue's message id when its header says so, or
+ * when it is a copy from the queue's topic (which has the topic's id). */
+int
+mq_msg_belongs(const struct mq_config *cfg, const struct mq_msg *m,
+    const char *id)
+{
+	return strcmp(m->id, id) == 0 || from_topic(cfg, m->queue);
+}
+
 /* A message past its expiry is never delivered: it goes to dead/ with
  * the reason, or away if the queue says so. */
 static void
@@ -394,13 +437,13 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 		quarantine(q, bucketfd, name, MQ_EBADMSG);
 		return 0;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+	if (lock_msg(q, fd) == -1) {
 		close(fd);
 		return errno == EWOULDBLOCK ? 0 : -1;
 	}
 	m->fd = fd;
 	if (mq_header_parse(fd, m, st.st_size) == -1 ||
-	    (strcmp(m->id, id) != 0 && !from_topic(cfg, m->queue))) {
+	    !mq_msg_belongs(cfg, m, id)) {
 		saved = errno == MQ_EFORMAT ? errno : MQ_EBADMSG;
 		mq_msg_close(m);
 		quarantine(q, bucketfd, name, saved);

@@ -133,11 +133,11 @@ check_tmp(struct fsck *f)
 static int
 damaged(struct fsck *f, const struct mq_entry *e)
 {
+	struct mq_config cfg;
 	struct mq_msg *m;
 	struct stat st;
 	int fd, bad;
 
-	(void)f;
 	fd = openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1)
@@ -148,7 +148,7 @@ damaged(struct fsck *f, const struct mq_entry *e)
 	}
 	bad = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    mq_header_parse(fd, m, st.st_size) == -1 ||
-	    strcmp(m->id, e->id) != 0;
+	    (mq_config(f->q, &cfg) == 0 && !mq_msg_belongs(&cfg, m, e->id));
 	free(m);
 	close(fd);
 	return bad;

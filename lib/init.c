@@ -182,6 +182,12 @@ mq_subscribe(const char *topic, const char *queue, int on)
 	if ((t = mq_open(tpath)) == NULL || (q = mq_open(qpath)) == NULL ||
 	    mq_config(t, &tc) == -1 || mq_config(q, &qc) == -1)
 		goto out;
+	/* A queue takes one topic's copies: their ids and signatures are
+	 * checked against that topic. */
+	if (on && qc.topic[0] != '\0' && strcmp(qc.topic, tpath) != 0) {
+		errno = EBUSY;
+		goto out;
+	}
 	list_remove(tc.subscribers, qpath);
 	if (on) {
 		have = strlen(tc.subscribers);

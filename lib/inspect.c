@@ -296,6 +296,8 @@ mq_peek(struct mq_queue *q, const char *id, struct mq_msg *m,
 		errno = saved;
 		return -1;
 	}
+	/* A subscriber's copy carries its topic's id; here it is ours. */
+	memcpy(m->id, f.e.id, sizeof(m->id));
 	m->attempt = f.e.attempts;
 	*state = f.e.state;
 	return 0;

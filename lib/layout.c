@@ -135,6 +135,7 @@ mq_open(const char *operand)
 	}
 	q->file_mode = st.st_mode & 0666;
 	q->dir_mode = st.st_mode & 07777;
+	q->lock_off = (off_t)(st.st_ino & 0x3fffffffffff);
 	return q;
 fail:
 	i = errno;
@@ -255,10 +256,10 @@ mq_file_priority(int dirfd, const char *name)
 	if ((end = strstr(buf, "\n\n")) == NULL)
 		return 0;
 	*end = '\0';
-	if ((p = strstr(buf, "\npriority: ")) == NULL || p[12] < '0' ||
-	    p[12] > '9' || (p[13] != '\n' && p[13] != '\0'))
+	if ((p = strstr(buf, "\npriority: ")) == NULL || p[11] < '0' ||
+	    p[11] > '9' || (p[12] != '\n' && p[12] != '\0'))
 		return 0;
-	return p[12] - '0';
+	return p[11] - '0';
 }
 
 /* Parse exactly 16 lowercase hex digits; returns characters consumed or

@@ -42,6 +42,7 @@ struct mq_queue {
 	mode_t file_mode;
 	mode_t dir_mode;
 	int remote;			/* -1 not yet known */
+	off_t lock_off;			/* this queue's byte in message locks */
 	int have_config;
 	struct mq_config config;
 	struct mq_pubkey *trusted;
@@ -170,6 +171,8 @@ DIR *mq_opendirat(int dirfd, const char *name);
 struct mq_bucket *mq_list_buckets(int newfd, size_t *count);
 struct mq_ready *mq_list_bucket(int newfd, const char *bucket, uint64_t base,
     size_t *count);
+int mq_msg_belongs(const struct mq_config *cfg, const struct mq_msg *m,
+    const char *id);
 /* mq_reap returns how many messages it made ready, or -1. */
 int mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked);
 

@@ -2,7 +2,7 @@
  * seq.c - the queue's sequence counter, which orders messages.
  *
  * Every message id is a 64-bit sequence number taken from QUEUE/seq under
- * an exclusive flock, so a send that began after another returned always
+ * an exclusive lock, so a send that began after another returned always
  * gets a larger id, whatever the clocks do.  Syncing the counter on every
  * send would double the cost of a send, so it is synced only when a boot
  * begins a new epoch (the top 24 bits): the file records the boot id, and

@@ -2,8 +2,8 @@
  * wait.c - sleeping until a message may be ready, without polling.
  *
  * inotify watches new/ (a new bucket), every bucket in it (a message
- * renamed in), and cur/ and delay/ (a lease or retry whose end must be
- * timed).  inotify is not recursive, so buckets are watched afresh each
+ * renamed in), cur/ (a lease whose end must be timed, or a settlement
+ * that frees a message group) and delay/ (a retry's due time).  inotify is not recursive, so buckets are watched afresh each
  * time the waiter is armed, before the caller looks for work: anything
  * sent after that look raises an event.  Every wake leads to a full look,
  * so an overflowed event queue (IN_Q_OVERFLOW) loses nothing.  Leases and
@@ -67,7 +67,8 @@ mq_waiter_new(struct mq_queue *q)
 	if ((w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		goto fail;
 	if (watch(w, MQ_DIR_NEW, IN_CREATE | IN_MOVED_TO) == -1 ||
-	    watch(w, MQ_DIR_CUR, IN_CREATE | IN_MOVED_TO) == -1 ||
+	    watch(w, MQ_DIR_CUR, IN_CREATE | IN_MOVED_TO | IN_DELETE |
+	    IN_MOVED_FROM) == -1 ||
 	    watch(w, MQ_DIR_DELAY, IN_CREATE | IN_MOVED_TO) == -1)
 		goto fail;
 	return w;

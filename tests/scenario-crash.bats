@@ -84,8 +84,9 @@ send() { printf '%s' "$1" | mq-send "$Q"; }
 	bg_start producer mq-send "$Q" "$fifo"
 	# Read-write, so that opening never blocks, whatever mq-send does.
 	exec 5<>"$fifo"
-	printf 'half a mess' >&5
-	wait_for 10 grep -rqs 'half a mess' "$Q/tmp"
+	# More than mq-send buffers, so part of the body reaches tmp/.
+	head -c 100000 /dev/zero | tr '\0' h >&5
+	wait_for 10 grep -rqs hhhh "$Q/tmp"
 	kill -9 "$(bg_pid producer)"
 	bg_wait 10 producer
 	exec 5>&-

@@ -1,13 +1,14 @@
 #!/bin/bash
 # history-run.sh - a Jepsen-style history of one queue under SIGKILLs.
 #
-# usage: history-run.sh [-t SECS] [-p N] [-b N] [-l N] [-x N] [-w N] [-s N]
-#                       [-k MS] [-L SECS] QUEUE LOGDIR
+# usage: history-run.sh [-t SECS] [-p N] [-b N] [-l N] [-x N] [-w N] [-j N]
+#                       [-s N] [-k MS] [-L SECS] QUEUE LOGDIR
 #
 # Runs, for SECS seconds, N producers of single sends (-p), N producers of
 # five-line batches with mq-send -l (-b), and consumers of four kinds:
 # mq-recv -L with an explicit mq-ack (-l), mq-recv -- HANDLER (-x),
-# mq-watch -j 2 -- HANDLER (-w) and mq-watch streaming bodies (-s).  A
+# mq-watch -j N -- HANDLER (-w; -j, default 2) and mq-watch streaming
+# bodies (-s).  A
 # killer sends SIGKILL to one of their mq-* processes every MS
 # milliseconds on average (-k, 0: none).  Every operation is logged in
 # LOGDIR with its start and end time ($EPOCHREALTIME) and its result;
@@ -36,12 +37,12 @@
 set -u
 
 usage() {
-	echo "usage: history-run.sh [-t SECS] [-p N] [-b N] [-l N] [-x N] [-w N] [-s N] [-k MS] [-L SECS] QUEUE LOGDIR" >&2
+	echo "usage: history-run.sh [-t SECS] [-p N] [-b N] [-l N] [-x N] [-w N] [-j N] [-s N] [-k MS] [-L SECS] QUEUE LOGDIR" >&2
 	exit 64
 }
 
-secs=10 np=2 nb=1 nl=1 nx=1 nw=1 ns=1 kill_ms=300 lease=2
-while getopts t:p:b:l:x:w:s:k:L: opt; do
+secs=10 np=2 nb=1 nl=1 nx=1 nw=1 jobs=2 ns=1 kill_ms=300 lease=2
+while getopts t:p:b:l:x:w:j:s:k:L: opt; do
 	case $opt in
 	t) secs=$OPTARG ;;
 	p) np=$OPTARG ;;
@@ -49,6 +50,7 @@ while getopts t:p:b:l:x:w:s:k:L: opt; do
 	l) nl=$OPTARG ;;
 	x) nx=$OPTARG ;;
 	w) nw=$OPTARG ;;
+	j) jobs=$OPTARG ;;
 	s) ns=$OPTARG ;;
 	k) kill_ms=$OPTARG ;;
 	L) lease=$OPTARG ;;
@@ -161,7 +163,7 @@ watcher() {
 		i=$((i + 1))
 		t0=$EPOCHREALTIME
 		TOKEN="w$n.$i" HLOG="$D/w$n.hlog" run_child "w$n" \
-		    mq-watch -j 2 "$Q" -- bash "$HANDLER" >/dev/null \
+		    mq-watch -j "$jobs" "$Q" -- bash "$HANDLER" >/dev/null \
 		    2>"$D/w$n.$i.err"
 		t1=$EPOCHREALTIME
 		echo "W w$n.$i $t0 $t1 $rc" >>"$log"
@@ -192,20 +194,27 @@ streamer() {
 	done
 }
 
+# Every MS milliseconds on average, pick workers at random until one is
+# running an mq-* program (most are, most of the time) and kill it.
 killer() {
-	local names=("$@") name pid comm ms
+	local names=("$@") name pid comm ms try
 	while [ ! -e "$STOP" ]; do
 		ms=$((kill_ms / 2 + RANDOM % (kill_ms + 1)))
 		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
-		name=${names[RANDOM % ${#names[@]}]}
-		pid=$(cat "$D/$name.cur" 2>/dev/null)
-		[ -n "$pid" ] || continue
-		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
-		# Only our own mq-* children, never a shell between fork and
-		# exec, nor a pid reused by something else.
-		[[ $comm == mq-* ]] || continue
-		kill -KILL "$pid" 2>/dev/null &&
-		    echo "K $EPOCHREALTIME $name $pid $comm" >>"$D/killer.log"
+		for ((try = 0; try < 200; try++)); do
+			name=${names[RANDOM % ${#names[@]}]}
+			pid=
+			read -r pid 2>/dev/null <"$D/$name.cur"
+			[ -n "$pid" ] || continue
+			comm=
+			read -r comm 2>/dev/null <"/proc/$pid/comm"
+			# Only our own mq-* children, never a shell between
+			# fork and exec, nor a pid reused by something else.
+			[[ $comm == mq-* ]] || continue
+			kill -KILL "$pid" 2>/dev/null &&
+			    echo "K $EPOCHREALTIME $name $pid $comm" >>"$D/killer.log"
+			break
+		done
 	done
 }
 
@@ -312,6 +321,10 @@ while IFS= read -r line; do
 done <"$D/drain.out" >>"$D/drain.log"
 [ "$rc" -eq 124 ] && { echo "history-run: the drain did not finish" >&2; exit 2; }
 
+# Dead letters are not lost: their bodies are told to the checker.
+for f in "$Q"/dead/*; do
+	[ -f "$f" ] && echo "Q dead-body $(sed '1,/^$/d' "$f")"
+done >>"$D/queue.log"
 for dir in new cur delay dead quarantine tmp; do
 	echo "Q $dir $(find "$Q/$dir" \( -type f -o -type l -o -type p \) | wc -l)"
 done >>"$D/queue.log"
