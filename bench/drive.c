@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -884,9 +885,22 @@ cmd_conc(int argc, char **argv)
 
 /* ---- issue 4: signing and compression ---- */
 
-/* codec Q KEYPREFIX SIZE COUNT: per-message send and receive time for
- * plain, -z, -s and -s -z bodies of SIZE bytes, without syncs (the disk
- * would drown the codec); prints "mode send_us recv_us stored_bytes". */
+static int64_t
+user_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (int64_t)ru.ru_utime.tv_sec * 1000000000 +
+	    (int64_t)ru.ru_utime.tv_usec * 1000;
+}
+
+/* codec Q KEYPREFIX SIZE COUNT: per-message user CPU time of sending and
+ * of receiving plain, -z, -s and -s -z bodies of SIZE bytes, without
+ * syncs.  Signing and compression run in user space, while creating a
+ * file in a churned directory costs a varying millisecond of kernel time
+ * that would drown them, so user time is what is compared; prints
+ * "mode send_us recv_us stored_bytes". */
 static int
 cmd_codec(int argc, char **argv)
 {
@@ -923,22 +937,22 @@ cmd_codec(int argc, char **argv)
 		/* One untimed round trip warms caches and libsodium. */
 		send_one(q, &o[k], body, size);
 		recv_one(q, devnull);
-		t0 = mono_ns();
+		t0 = user_ns();
 		for (i = 0; i < count; i++)
 			send_one(q, &o[k], body, size);
-		t1 = mono_ns();
+		t1 = user_ns();
 		{
 			struct mq_stats s;
 			if (mq_stats(q, &s) == -1)
 				die("mq_stats");
 			st.st_size = (off_t)(s.bytes / (uint64_t)count);
 		}
-		t2 = mono_ns();
+		t2 = user_ns();
 		for (i = 0; i < count; i++)
 			if (!recv_one(q, devnull))
 				dief("codec: message missing");
 		printf("%s %.1f %.1f %lld\n", mode[k], (t1 - t0) / 1e3 / count,
-		    (mono_ns() - t2) / 1e3 / count, (long long)st.st_size);
+		    (user_ns() - t2) / 1e3 / count, (long long)st.st_size);
 	}
 	mq_close(q);
 	return 0;

@@ -131,7 +131,8 @@ cli_each_root_queue(int (*fn)(const char *path, void *), void *arg)
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
 	for (i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", root, names[i]);
 		if (rc == 0)

@@ -89,6 +89,13 @@ main(int argc, char *argv[])
 				    "needs rwx): %s", optarg);
 				return 64;
 			}
+			/* In a sticky folder only a file's owner may rename
+			 * it: consumers could not take producers' messages. */
+			if (v & 01000) {
+				cli_warnx(NULL, "-m: the sticky bit would stop "
+				    "consumers from claiming: %s", optarg);
+				return 64;
+			}
 			o.mode = (mode_t)v;
 			break;
 		case 'g':

@@ -80,9 +80,9 @@ commit(struct sender *s)
 		errno = err;
 		return -1;
 	}
-	/* The messages are sent; only their ids could not be told. */
+	/* The messages are sent; only their ids could not be told, which
+	 * main reports once, at its final flush. */
 	if (!s->quiet && fflush(stdout) == EOF) {
-		cli_warn("stdout", errno);
 		errno = EIO;
 		return -1;
 	}
@@ -93,17 +93,17 @@ static int
 send_whole(struct sender *s, int fd, const char *name)
 {
 	struct mq_draft *d;
-	int err;
+	int err, input_failed;
 
 	if ((d = mq_draft_new(s->q, &s->opts)) == NULL) {
 		err = errno;
 		cli_warn(s->queue, err);
 		return mq_exit_status(err);
 	}
-	if (mq_draft_copy(d, fd) == -1) {
+	if (mq_draft_copy(d, fd, &input_failed) == -1) {
 		err = errno;
 		mq_draft_free(d);
-		cli_warn(name, err);
+		cli_warn(input_failed ? name : s->queue, err);
 		return err == EISDIR ? 66 : mq_exit_status(err);
 	}
 	s->group[s->n++] = d;

@@ -132,13 +132,13 @@ op_retry(struct mq_queue *q, const char *name, void *arg)
 		return mq_move_to_dead(q, curfd, name, seq, n, "attempts");
 	}
 	if (a->delay_s == 0)
-		return mq_move_to_ready(q, curfd, name, seq, n, -1) == -1 ? -1 : 0;
+		return mq_move_to_ready(q, curfd, name, seq, n, -1, 1) == -1 ? -1 : 0;
 	if ((delayfd = mq_dir(q, MQ_DIR_DELAY)) == -1)
 		return -1;
 	mq_id_format(seq, id);
 	snprintf(to, sizeof(to), "%019" PRId64 ".%s.%u",
 	    mq_now_ns() + (int64_t)a->delay_s * 1000000000, id, n);
-	return mq_rename_noreplace(curfd, name, delayfd, to);
+	return mq_move(curfd, name, delayfd, to);
 }
 
 int
@@ -201,7 +201,7 @@ op_extend(struct mq_queue *q, const char *name, void *arg)
 	    a->deadline);
 	if (strcmp(to, name) == 0)
 		return 0;
-	if (mq_rename_noreplace(curfd, name, curfd, to) == -1)
+	if (mq_move(curfd, name, curfd, to) == -1)
 		return -1;
 	if (a->name_out != NULL)
 		strcpy(a->name_out, to);

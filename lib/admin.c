@@ -52,7 +52,7 @@ redrive_one(const struct mq_entry *e, void *arg)
 	if (!wanted(r, e) || mq_id_parse(e->id, &seq) == -1)
 		return 0;
 	if (mq_move_to_ready(r->q, e->dirfd, e->name, seq,
-	    r->reset ? 0 : e->attempts, -1) == -1) {
+	    r->reset ? 0 : e->attempts, -1, 1) == -1) {
 		if (errno == ENOENT)
 			return 0;
 		r->err = errno;

@@ -140,7 +140,7 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 				*next_ns = due;
 			continue;
 		}
-		if (mq_move_to_ready(q, delayfd, de->d_name, seq, n, -1) != -1)
+		if (mq_move_to_ready(q, delayfd, de->d_name, seq, n, -1, 1) != -1)
 			(*moved)++;
 		else if (errno != ENOENT && errno != EEXIST) {
 			int saved = errno;
@@ -202,7 +202,7 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 			rc = mq_move_to_dead(q, curfd, de->d_name, seq, n,
 			    "attempts");
 		else
-			rc = mq_move_to_ready(q, curfd, de->d_name, seq, n, -1);
+			rc = mq_move_to_ready(q, curfd, de->d_name, seq, n, -1, 1);
 		if (rc != -1)
 			moved++;
 		else if (errno != ENOENT && errno != EEXIST) {
@@ -348,12 +348,18 @@ from_topic(const struct mq_config *cfg, const char *queue)
 }
 
 /* A message file is this queue's message id when its header says so, or
- * when it is a copy from the queue's topic (which has the topic's id). */
+ * when it is a copy from the queue's topic (which has the topic's id).  A
+ * file with other names elsewhere (a hard link) must also name this queue
+ * in its header: a link to another queue's message is not ours. */
 int
-mq_msg_belongs(const struct mq_config *cfg, const struct mq_msg *m,
-    const char *id)
+mq_msg_belongs(const struct mq_queue *q, const struct mq_config *cfg,
+    const struct mq_msg *m, const char *id, nlink_t nlink)
 {
-	return strcmp(m->id, id) == 0 || from_topic(cfg, m->queue);
+	if (from_topic(cfg, m->queue))
+		return 1;
+	if (nlink > 1 && strcmp(m->queue, queue_name(q)) != 0)
+		return 0;
+	return strcmp(m->id, id) == 0;
 }
 
 /* A message past its expiry is never delivered: it goes to dead/ with
@@ -443,7 +449,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	}
 	m->fd = fd;
 	if (mq_header_parse(fd, m, st.st_size) == -1 ||
-	    !mq_msg_belongs(cfg, m, id)) {
+	    !mq_msg_belongs(q, cfg, m, id, st.st_nlink)) {
 		saved = errno == MQ_EFORMAT ? errno : MQ_EBADMSG;
 		mq_msg_close(m);
 		quarantine(q, bucketfd, name, saved);
@@ -477,7 +483,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	    m->attempt, token);
 	snprintf(m->lease_name, sizeof(m->lease_name), "%s.%019" PRId64,
 	    m->receipt, m->deadline_ns);
-	if (mq_rename_noreplace(bucketfd, name, curfd, m->lease_name) == -1) {
+	if (mq_move(bucketfd, name, curfd, m->lease_name) == -1) {
 		saved = errno;
 		mq_msg_close(m);
 		errno = saved;

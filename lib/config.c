@@ -271,7 +271,8 @@ mq_config(struct mq_queue *q, struct mq_config *out)
 		if (errno != ENOENT)
 			return -1;
 	} else {
-		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+		    st.st_nlink != 1) {
 			close(fd);
 			errno = MQ_EBADCONF;
 			return -1;

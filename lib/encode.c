@@ -54,18 +54,11 @@ mq_enc_put(struct mq_encoder *e, const void *buf, size_t n)
 int
 mq_enc_patch(struct mq_encoder *e, off_t at, const void *buf, size_t n)
 {
-	ssize_t w;
-
 	if (at >= e->wbase && at + (off_t)n <= e->wbase + (off_t)e->wlen) {
 		memcpy(e->wbuf + (at - e->wbase), buf, n);
 		return 0;
 	}
-	if ((w = pwrite(e->fd, buf, n, at)) != (ssize_t)n) {
-		if (w >= 0)
-			errno = EIO;
-		return -1;
-	}
-	return 0;
+	return mq_pwrite_all(e->fd, buf, n, at);
 }
 
 static int

@@ -162,6 +162,17 @@ struct deliver {
 	int64_t due;
 };
 
+/* A link whose target name exists was placed before (by a run whose
+ * tmp/ removal did not reach the disk): drop the link, do not place it
+ * twice. */
+static int
+settled(int tmpfd, const char *name, int rc)
+{
+	if (errno == EEXIST)
+		return unlinkat(tmpfd, name, 0) == -1 ? -1 : rc;
+	return errno == ENOENT ? rc : -1;
+}
+
 /* Move this topic message's link in one subscriber into place; a link
  * already moved (by an earlier run, or a concurrent recovery) is gone. */
 static int
@@ -194,22 +205,17 @@ deliver_one(const char *path, void *arg)
 			mq_id_format(seq, id);
 			snprintf(to, sizeof(to), "%019" PRId64 ".%s.0", dv->due, id);
 			if (mq_dir(s, MQ_DIR_DELAY) == -1 ||
-			    mq_rename_noreplace(tmpfd, name,
-			    s->dirfd[MQ_DIR_DELAY], to) == -1 ||
-			    fsync(s->dirfd[MQ_DIR_DELAY]) == -1)
-				rc = errno == ENOENT ? rc : -1;
+			    mq_move(tmpfd, name, s->dirfd[MQ_DIR_DELAY], to) == -1)
+				rc = settled(tmpfd, name, rc);
 			continue;
 		}
-		if (mq_move_to_ready(s, tmpfd, name, seq, 0, prio) == -1) {
-			if (errno != ENOENT)
-				rc = -1;
-			continue;
-		}
-		char bucket[MQ_BUCKET_NAME_SIZE];
-		mq_bucket_name(seq, prio, bucket);
-		if (mq_fsync_dirat(s->dirfd[MQ_DIR_NEW], bucket) == -1)
-			rc = -1;
+		if (mq_move_to_ready(s, tmpfd, name, seq, 0, prio, 1) == -1)
+			rc = settled(tmpfd, name, rc);
 	}
+	/* The links' removal from tmp/ must be as durable as their arrival,
+	 * or after a power cut recovery would place a message again. */
+	if (fsync(tmpfd) == -1)
+		rc = -1;
 	closedir(d);
 	mq_close(s);
 	return rc;

@@ -148,7 +148,8 @@ damaged(struct fsck *f, const struct mq_entry *e)
 	}
 	bad = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    mq_header_parse(fd, m, st.st_size) == -1 ||
-	    (mq_config(f->q, &cfg) == 0 && !mq_msg_belongs(&cfg, m, e->id));
+	    (mq_config(f->q, &cfg) == 0 &&
+	    !mq_msg_belongs(f->q, &cfg, m, e->id, st.st_nlink));
 	free(m);
 	close(fd);
 	return bad;

@@ -33,6 +33,26 @@ mq_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+int
+mq_pwrite_all(int fd, const void *buf, size_t n, off_t off)
+{
+	const char *p = buf;
+	ssize_t w;
+
+	while (n > 0) {
+		w = pwrite(fd, p, n, off);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
 /* Read up to n bytes, stopping early only at end of file. */
 ssize_t
 mq_read_full(int fd, void *buf, size_t n)
@@ -134,6 +154,19 @@ mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 		return -1;
 	}
 	return 0;
+}
+
+/* Move a message between state folders and sync the destination before
+ * returning.  Without that, a later sync of the source folder by anyone
+ * (a sender syncing its bucket) could make the name's removal durable
+ * while its arrival is not, and on a filesystem without a journal a power
+ * cut then orphans the file (seen on ext4 with the power-cut suite). */
+int
+mq_move(int ofd, const char *from, int nfd, const char *to)
+{
+	if (mq_rename_noreplace(ofd, from, nfd, to) == -1)
+		return -1;
+	return fsync(nfd);
 }
 
 /* Write a small file of the queue (config, seq) whole or not at all:

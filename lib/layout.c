@@ -447,11 +447,12 @@ mq_token(char *buf, size_t size, int keep_lock)
 /* Move a file into its bucket in new/.  The bucket may have been removed
  * by a consumer that emptied it, so create it and try once more; a new
  * bucket's entry in new/ is synced so the file under it is reachable after
- * a crash.  prio -1 reads the priority from the file's header.  Returns
- * 1 when it had to create the bucket, else 0. */
+ * a crash.  prio -1 reads the priority from the file's header.  sync
+ * syncs the bucket (see mq_move); senders sync theirs once per group.
+ * Returns 1 when it had to create the bucket, else 0. */
 int
 mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
-    uint64_t seq, unsigned n, int prio)
+    uint64_t seq, unsigned n, int prio, int sync)
 {
 	char bucket[MQ_BUCKET_NAME_SIZE], to[MQ_NAME_MAX], id[MQ_ID_SIZE];
 	int newfd, tries;
@@ -464,8 +465,11 @@ mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
 	mq_id_format(seq, id);
 	snprintf(to, sizeof(to), "%s/%s.%u", bucket, id, n);
 	for (tries = 0;; tries++) {
-		if (mq_rename_noreplace(fromfd, from, newfd, to) == 0)
+		if (mq_rename_noreplace(fromfd, from, newfd, to) == 0) {
+			if (sync && mq_fsync_dirat(newfd, bucket) == -1)
+				return -1;
 			return tries > 0;
+		}
 		if (errno != ENOENT || tries == 3)
 			return -1;
 		if (faccessat(fromfd, from, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
@@ -488,7 +492,7 @@ mq_move_to_dead(struct mq_queue *q, int fromfd, const char *from,
 		return -1;
 	mq_id_format(seq, id);
 	snprintf(to, sizeof(to), "%s.%u.%s", id, n, reason);
-	return mq_rename_noreplace(fromfd, from, deadfd, to);
+	return mq_move(fromfd, from, deadfd, to);
 }
 
 /* Move a file that is not a well-formed message out of the way.  The
@@ -511,7 +515,7 @@ mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err)
 	n = snprintf(to, sizeof(to), "%" PRId64 ".%.200s", mq_now_ns(), from);
 	if (n < 0 || (size_t)n >= sizeof(to))
 		return -1;
-	if (mq_rename_noreplace(fromfd, from, qfd, to) == -1)
+	if (mq_move(fromfd, from, qfd, to) == -1)
 		return -1;
 	snprintf(why, sizeof(why), "%s.reason", to);
 	fd = openat(qfd, why, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |

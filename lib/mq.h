@@ -163,8 +163,9 @@ int mq_config(struct mq_queue *q, struct mq_config *out);
 struct mq_draft *mq_draft_new(struct mq_queue *q,
     const struct mq_send_opts *opts);
 int mq_draft_write(struct mq_draft *d, const void *buf, size_t n);
-/* Copy fd to EOF into the draft; bounded memory. */
-int mq_draft_copy(struct mq_draft *d, int fd);
+/* Copy fd to EOF into the draft; bounded memory.  On failure
+ * *input_failed tells whether reading fd (1) or the queue (0) failed. */
+int mq_draft_copy(struct mq_draft *d, int fd, int *input_failed);
 const char *mq_draft_id(const struct mq_draft *d);
 /* Finish the body: flush compression and sealing, release buffers.
  * mq_commit does it for drafts not yet closed.  Fails with MQ_ETOOBIG

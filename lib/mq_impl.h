@@ -79,7 +79,7 @@ int mq_delay_name_parse(const char *name, int64_t *due, uint64_t *seq,
 int mq_lease_find(struct mq_queue *q, const char *receipt, char *name,
     size_t size);
 int mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
-    uint64_t seq, unsigned n, int prio);
+    uint64_t seq, unsigned n, int prio, int sync);
 int mq_move_to_dead(struct mq_queue *q, int fromfd, const char *from,
     uint64_t seq, unsigned n, const char *reason);
 int mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err);
@@ -90,9 +90,11 @@ int mq_mkdirat(struct mq_queue *q, int dirfd, const char *name);
 int mq_write_file(struct mq_queue *q, const char *name, const void *buf,
     size_t len, int replace);
 int mq_write_all(int fd, const void *buf, size_t n);
+int mq_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 ssize_t mq_read_full(int fd, void *buf, size_t n);
 int mq_fsync_dirat(int dirfd, const char *name);
 int mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to);
+int mq_move(int ofd, const char *from, int nfd, const char *to);
 
 int mq_tmp_clean(struct mq_queue *q, unsigned max_age_s);
 mode_t mq_umask(void);
@@ -171,8 +173,8 @@ DIR *mq_opendirat(int dirfd, const char *name);
 struct mq_bucket *mq_list_buckets(int newfd, size_t *count);
 struct mq_ready *mq_list_bucket(int newfd, const char *bucket, uint64_t base,
     size_t *count);
-int mq_msg_belongs(const struct mq_config *cfg, const struct mq_msg *m,
-    const char *id);
+int mq_msg_belongs(const struct mq_queue *q, const struct mq_config *cfg,
+    const struct mq_msg *m, const char *id, nlink_t nlink);
 /* mq_reap returns how many messages it made ready, or -1. */
 int mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked);
 

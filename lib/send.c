@@ -263,16 +263,18 @@ mq_draft_write(struct mq_draft *d, const void *buf, size_t n)
 }
 
 int
-mq_draft_copy(struct mq_draft *d, int fd)
+mq_draft_copy(struct mq_draft *d, int fd, int *input_failed)
 {
 	char buf[128 * 1024];
 	ssize_t n;
 
+	*input_failed = 0;
 	for (;;) {
 		n = read(fd, buf, sizeof(buf));
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
+			*input_failed = 1;
 			return -1;
 		}
 		if (n == 0)
@@ -362,7 +364,9 @@ sync_dests(struct mq_queue *q, struct mq_draft **d, size_t n, size_t *synced)
 		if (k < ndone)
 			continue;
 		*synced = i;
-		if (mq_fsync_dirat(q->fd, dir) == -1)
+		/* A bucket already gone was emptied by consumers, and each
+		 * of them synced its claim: nothing of ours is left in it. */
+		if (mq_fsync_dirat(q->fd, dir) == -1 && errno != ENOENT)
 			return -1;
 		if (ndone < 8)
 			memcpy(done[ndone++], dir, sizeof(dir));
@@ -391,7 +395,7 @@ place(struct mq_queue *q, struct mq_draft *d)
 		return 0;
 	}
 	rc = mq_move_to_ready(q, q->dirfd[MQ_DIR_TMP], d->tmp_name, d->seq, 0,
-	    prio);
+	    prio, 0);
 	if (rc == -1)
 		return -1;
 	mq_bucket_name(d->seq, prio, bucket);

@@ -58,10 +58,19 @@ lock_seq(struct mq_queue *q)
 {
 	int fd;
 
-	fd = openat(q->fd, "seq", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	fd = openat(q->fd, "seq", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1) {
 		if (errno == ENOENT)
 			errno = MQ_ENOTQUEUE;
+		return -1;
+	}
+	/* A counter shared with another queue through a hard link, or not a
+	 * file at all, must not be written through. */
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		errno = MQ_EBADCONF;
 		return -1;
 	}
 	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
@@ -108,7 +117,7 @@ mq_seq_reserve(struct mq_queue *q, unsigned count, uint64_t *first)
 	memcpy(line, boot_id, BOOT_ID_LEN);
 	mq_id_format(next + count, line + BOOT_ID_LEN + 1);
 	line[SEQ_LINE_LEN - 1] = '\n';
-	if (pwrite(fd, line, SEQ_LINE_LEN, 0) != SEQ_LINE_LEN)
+	if (mq_pwrite_all(fd, line, SEQ_LINE_LEN, 0) == -1)
 		goto fail;
 	if ((new_epoch || remote) && fdatasync(fd) == -1)
 		goto fail;

@@ -176,8 +176,8 @@ $c.1"
 	b=$(send b)
 	kill_next >/dev/null
 	died=$(ctime_of "$Q/dead/$a.1.failed")
-	# B dies three seconds later.
-	wait_for 10 clock_past $((died + 3))
+	# B dies five seconds later.
+	wait_for 10 clock_past $((died + 5))
 	kill_next >/dev/null
 
 	# A just-dead letter is within an hour, and not an hour old.
@@ -186,18 +186,18 @@ $c.1"
 	assert_output 0
 	assert_equal "$(count_in "$Q" dead)" 2
 
-	# Died at most 2s ago: B, not A.
-	run mq-redrive --max-age 2 "$Q"
+	# Died at most 3s ago: B, not A.
+	run mq-redrive --max-age 3 "$Q"
 	assert_success
 	assert_output 1
 	assert_equal "$(names_in dead)" "$a.1.failed"
 	assert_equal "$(names_in new)" "$b.1"
 
-	# B dies again, now; at least 2s ago: A, not B.
+	# B dies again, now; at least 3s ago: A, not B.
 	kill_next >/dev/null
 	assert_equal "$(names_in dead)" "$a.1.failed
 $b.2.failed"
-	run mq-redrive --min-age 2s "$Q"
+	run mq-redrive --min-age 3s "$Q"
 	assert_success
 	assert_output 1
 	assert_equal "$(names_in dead)" "$b.2.failed"

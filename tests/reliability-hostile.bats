@@ -181,31 +181,32 @@ planted() {
 }
 
 # tmp/ holds drafts of senders at work: nothing there is ever delivered,
-# and a file not a regular file of ours is never a draft.
-in_tmp() {
-	local kind=$1 p="$Q/tmp/12345.1795766110424530997.0000010000000009"
-	plant "$kind" "$p"
+# and a file that is not a regular file is never a draft.  (A hard link
+# may be one: a topic links its message into its subscribers' tmp/.)
+@test "hostile: a symlink, FIFO, device or directory planted in tmp/ hangs nothing, is never delivered, and mq-fsck reports it; a hard link too, but for the report" {
+	kinds="symlink fifo dir hard"
+	mknod "$T/probe" c 1 3 2>/dev/null && kinds="$kinds dev"
+	for kind in $kinds; do
+		plant "$kind" "$Q/tmp/12345.1795766110424530997.$kind"
+	done
 	run --separate-stderr timeout 10 mq-fsck "$Q"
 	fsck_status=$status fsck_out=$output
 	run timeout 10 mq-send "$Q" <<<"fresh"
 	assert_success
-	run timeout 10 mq-recv "$Q"
+	run --separate-stderr timeout 10 mq-watch --drain "$Q"
 	assert_success
 	assert_output fresh
-	run timeout 10 mq-recv "$Q"
-	assert_failure 1
 	outside_intact
-	assert [ -e "$p" ] || assert [ -L "$p" ]
+	for kind in $kinds; do
+		assert [ -e "$Q/tmp/12345.1795766110424530997.$kind" ] ||
+		    assert [ -L "$Q/tmp/12345.1795766110424530997.$kind" ]
+	done
 	assert_equal "$fsck_status" 1
-	[[ $fsck_out == *"$Q: tmp/${p##*/}: "* ]] ||
-	    fail "mq-fsck did not report tmp/${p##*/}: $fsck_out"
+	for kind in ${kinds/hard/}; do
+		[[ $fsck_out == *"$Q: tmp/12345.1795766110424530997.$kind: "* ]] ||
+		    fail "mq-fsck did not report tmp/...$kind: '$fsck_out'"
+	done
 }
-
-@test "hostile: a symlink planted in tmp/ is never followed, and mq-fsck reports it" { in_tmp symlink; }
-@test "hostile: a FIFO planted in tmp/ hangs nothing, and mq-fsck reports it" { in_tmp fifo; }
-@test "hostile: a device planted in tmp/ is left alone, and mq-fsck reports it" { in_tmp dev; }
-@test "hostile: a directory planted in tmp/ is left alone, and mq-fsck reports it" { in_tmp dir; }
-@test "hostile: a hard link to an outside file planted in tmp/ is never delivered, and mq-fsck reports it" { in_tmp hard; }
 
 @test "hostile: stale entries of every kind in tmp/ are cleaned without following or emptying what they point to" {
 	echo keep >"$T/outside"
@@ -367,32 +368,41 @@ corrupted_in() {
 	body='the body, exactly'
 	id=$(send "$body")
 	f=$(ready_file "$id")
-	cp "$f" "$T/orig"
-	hdr=$(( $(LC_ALL=C awk '{ n += length($0) + 1 } $0 == "" { print n; exit }' "$T/orig") ))
-	masks="1 32 128 nl"
-	if under_asan; then masks="1 nl"; fi
+	masks="1 32 128 10"
+	if under_asan; then masks="1 10"; fi
+	# Every variant at once: each header byte xor each mask (10: the
+	# byte made a newline instead).
+	mkdir "$T/v"
+	python3 - "$f" "$T/v" $masks <<-'EOF'
+	import sys
+	src, out, masks = sys.argv[1], sys.argv[2], [int(m) for m in sys.argv[3:]]
+	data = open(src, 'rb').read()
+	end = data.index(b'\n\n') + 2
+	n = 0
+	for m in masks:
+	    for off in range(end):
+	        b = bytearray(data)
+	        b[off] = 10 if m == 10 else b[off] ^ m
+	        if b == data:
+	            continue
+	        n += 1
+	        open('%s/%04d.%d.%d' % (out, n, off, m), 'wb').write(bytes(b))
+	EOF
 	tried=0 delivered=0
-	for mask in $masks; do
-		for ((off = 0; off < hdr; off++)); do
-			rm -rf "$Q/new"/* "$Q/quarantine"/* "$Q/cur"/*
-			mkdir -p "$(dirname "$f")"
-			cp "$T/orig" "$f"
-			b=$(dd if="$f" bs=1 skip="$off" count=1 status=none | od -An -tu1 | tr -d ' ')
-			if [ "$mask" = nl ]; then v=10; else v=$((b ^ mask)); fi
-			[ "$v" -eq "$b" ] && continue
-			printf "\\$(printf %03o "$v")" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
-			tried=$((tried + 1))
-			run --separate-stderr timeout 10 mq-recv "$Q"
-			[ "$status" -eq 0 ] || [ "$status" -eq 1 ] ||
-			    fail "byte $off ^ $mask: mq-recv exit $status: $stderr"
-			[[ $stderr != *runtime\ error* && $stderr != *Sanitizer* ]] ||
-			    fail "byte $off ^ $mask: $stderr"
-			if [ "$status" -eq 0 ]; then
-				[ "$output" = "$body" ] ||
-				    fail "byte $off ^ $mask delivered: '$output'"
-				delivered=$((delivered + 1))
-			fi
-		done
+	for v in "$T"/v/*; do
+		cp "$v" "$f"
+		tried=$((tried + 1))
+		run --separate-stderr timeout 10 mq-recv "$Q"
+		[ "$status" -eq 0 ] || [ "$status" -eq 1 ] ||
+		    fail "${v##*/}: mq-recv exit $status: $stderr"
+		[[ $stderr != *runtime\ error* && $stderr != *Sanitizer* ]] ||
+		    fail "${v##*/}: $stderr"
+		if [ "$status" -eq 0 ]; then
+			[ "$output" = "$body" ] ||
+			    fail "${v##*/} delivered: '$output'"
+			delivered=$((delivered + 1))
+		fi
+		[ ! -e "$f" ] || fail "${v##*/}: neither delivered nor quarantined"
 	done
 	echo "# $tried header corruptions tried, $delivered harmless ones delivered intact" >&3
 	assert [ "$tried" -gt 100 ]

@@ -47,8 +47,11 @@ setup_file() {
 	# XFS: install xfsprogs when missing, as root with apt (bounded).
 	if [ -z "$why" ] && ! command -v mkfs.xfs >/dev/null; then
 		if command -v apt-get >/dev/null; then
-			DEBIAN_FRONTEND=noninteractive timeout 300 \
-			    apt-get install -y -q xfsprogs >/dev/null 2>&1 || true
+			export DEBIAN_FRONTEND=noninteractive
+			timeout 300 apt-get install -y -q xfsprogs >/dev/null 2>&1 ||
+			    { timeout 300 apt-get update -q >/dev/null 2>&1 &&
+			    timeout 300 apt-get install -y -q xfsprogs >/dev/null 2>&1; } ||
+			    true
 		fi
 	fi
 	if [ -n "$why" ]; then
@@ -94,6 +97,7 @@ need_xfs() {
 # in $T/img, mounted on $MNT.
 fs_make() {
 	FS=$1
+	! mountpoint -q "$MNT" || umount "$MNT"
 	rm -f "$T/img" "$T/img.cut"
 	case $FS in
 	ext4)
@@ -162,8 +166,8 @@ op_batch() {
 }
 
 op_claim() {
-	local q=${1:-$Q} r rc=0
-	r=$(mq-recv -L 2 -o /dev/null "$q") || rc=$?
+	local r rc=0
+	r=$(mq-recv -L 2 -o /dev/null "$Q") || rc=$?
 	[ "$rc" -le 1 ]
 	[ "$rc" = 0 ] && echo "$r" >>"$T/held"
 	LAST="claim"
@@ -188,6 +192,9 @@ op_settle() {
 	fi
 	LAST="$1"
 }
+op_settle_ack() { op_settle ack; }
+op_settle_retry() { op_settle retry; }
+op_settle_delay() { op_settle delay; }
 
 # random_ops COUNT: a random mix, most of them sends.
 random_ops() {
@@ -208,6 +215,7 @@ random_ops() {
 # delays have run out, each body into DIR; print their SHAs, sorted.
 delivered() {
 	local q=$1 dir=$2 i rc
+	rm -rf "$dir" "$dir.err"
 	mkdir -p "$dir"
 	wait_for 30 after_ns "$(newest_deadline "$q")"
 	for ((i = 0; i < 1000; i++)); do
@@ -262,6 +270,7 @@ round() {
 	local fs=$1 seed=$2 op
 	shift 2
 	RANDOM=$seed
+	: >"$T/sent"; : >"$T/acked"; : >"$T/held"
 	fs_make "$fs"
 	Q="$MNT/q"
 	mq-init "$Q"
@@ -278,18 +287,36 @@ round() {
 	check_queue "$Q"
 	note "$fs seed $seed: sent $PC_SENT, acked $PC_ACKED ($PC_BACK delivered again), last: $LAST"
 	umount "$MNT"
-	: >"$T/sent"; : >"$T/acked"; : >"$T/held"
+}
+
+# rounds TYPE SEED OPS... ; ...: run each round on its own (a failed
+# one does not hide the others), then fail if any did.
+rounds() {
+	local fs=$1 failed=0 spec rc
+	shift
+	for spec in "$@"; do
+		# A plain subshell keeps set -e; one in a condition would not.
+		set +e
+		# shellcheck disable=SC2086
+		(set -e; round "$fs" $spec)
+		rc=$?
+		set -e
+		if [ "$rc" != 0 ]; then
+			failed=$((failed + 1))
+			note "$fs round '$spec': FAILED"
+		fi
+	done
+	[ "$failed" = 0 ] || fail "$failed of $# rounds failed on $fs"
 }
 
 # mixed TYPE: rounds of random operations, each ending on a different
 # kind of operation, the power cut right after it.
 mixed() {
 	local s=${PC_SEED:-1000}
-	round "$1" "$s" random:20 op_send
-	round "$1" $((s + 1)) random:20 op_batch
-	round "$1" $((s + 2)) random:20 op_claim "op_settle ack"
-	round "$1" $((s + 3)) random:20 op_claim "op_settle retry"
-	round "$1" $((s + 4)) random:20 op_claim "op_settle delay"
+	rounds "$1" "$s random:20 op_send" "$((s + 1)) random:20 op_batch" \
+	    "$((s + 2)) random:20 op_claim op_settle_ack" \
+	    "$((s + 3)) random:20 op_claim op_settle_retry" \
+	    "$((s + 4)) random:20 op_claim op_settle_delay"
 }
 
 @test "reliability: power cut on ext4 (journal) after sends, claims, acks and retries" {
@@ -309,7 +336,7 @@ mixed() {
 # same bucket syncs that bucket.  The claim itself is not synced, so
 # after a cut the message must be found where it was or where it went.
 claim_then_send() {
-	round "$1" 7 op_send op_send op_claim op_send
+	rounds "$1" "7 op_send op_send op_claim op_send"
 }
 
 @test "reliability: power cut on ext4 (journal) after a claim and a send into its bucket" {

@@ -12,6 +12,7 @@
 # mount, the exactly-once suite runs there too.
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/watch
 
 # Three producers of 100 sends each; 30 under AddressSanitizer, where
 # every process start costs several milliseconds more.
@@ -28,10 +29,14 @@ setup() {
 	: >"$T/pids"
 }
 
+# Kill what a test left running, by pid, once sure the pid is still one
+# of this test's processes (its command line names the test's directory):
+# a pid that ended long ago may have been given to another process.
 teardown() {
 	local pid
 	while read -r pid; do
-		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+		[ -n "$pid" ] && grep -qF "$T" "/proc/$pid/cmdline" 2>/dev/null &&
+		    kill -9 "$pid" 2>/dev/null
 	done <"$T/pids"
 	bg_cleanup
 	if [ -n "${NFS_DIR:-}" ]; then
@@ -124,6 +129,7 @@ consumers() {
 	local wpid i
 	$RUN mq-watch "$1/q" >"$T/watch.out" 2>"$T/watch.err" &
 	wpid=$!
+	echo "$wpid" >>"$T/pids"
 	echo "$wpid" >"$T/watch.pid"
 	recv_loop "$1" >"$T/recv.out"
 	touch "$T/recv.done"
@@ -199,6 +205,7 @@ need_bindfs() {
 # that teardown kills it, and unmounted when COMMAND is done.
 on_host() {
 	unshare -m bash -c '
+		echo "$$" >>"$T/pids"
 		kind=$1 dir=$2
 		shift 2
 		case $kind in
@@ -216,8 +223,15 @@ on_host() {
 		esac
 		"$@"
 		rc=$?
+		# FUSE releases files a moment after their last close: the
+		# mount may be busy for that moment.
 		if [ -n "${fuse:-}" ]; then
-			fusermount -u "$dir" 2>/dev/null || kill "$fuse"
+			for ((i = 0; i < 100; i++)); do
+				fusermount -u "$dir" 2>/dev/null && break
+				sleep 0.1
+			done
+			[ "$i" -lt 100 ] || fusermount -u -z "$dir" ||
+			    kill -9 "$fuse"
 			wait "$fuse"
 		fi
 		exit "$rc"' on_host "$@"
@@ -404,8 +418,8 @@ injected() {
 	export NFS_SHIM_NOREPLACE=1 NFS_SHIM_LINK_EEXIST=1
 	$RUN mq-init --subscribe "$T/topic" "$T/a" "$T/b"
 	for i in 1 2 3; do
-		run $RUN mq-send -q "$T/topic" <<<"m $i"
-		assert_success
+		printf 'm %s' "$i" | $RUN mq-send -q "$T/topic" ||
+		    echo "send $i: $?" >>"$T/errors"
 	done
 	injected link-eexist
 	for s in a b; do
@@ -413,7 +427,10 @@ injected() {
 		assert_success
 		assert_output $'m 1\nm 2\nm 3'
 	done
+	assert [ ! -s "$T/errors" ]
 }
+
+key_pending() { grep -qs '^pending' "$Q"/keys/*; }
 
 # Hosts do not share pids: a pending idempotency key recorded by a sender
 # on one host cannot be judged by whether that pid lives on another.  A
@@ -421,18 +438,21 @@ injected() {
 @test "scenario-nfs: mq-send -k on two hosts: a key pending on one host is waited for on the other" {
 	unshare -pf true 2>/dev/null ||
 	    skip "pid namespaces are not allowed here (unshare -p needs CAP_SYS_ADMIN)"
-	mkfifo "$T/body"
-	bg_start first mq-send -k order-7 "$Q" "$T/body"
-	# The first sender holds the key while it reads its body.
-	wait_for 10 grep -q '^pending' "$Q"/keys/*
-	run unshare -pf sh -c 'echo second | mq-send -k order-7 "$1"' _ "$Q" \
-	    </dev/null &
-	second=$!
+	# The first sender holds the key while it waits for its body.
+	bg_start first sh -c '{ until [ -f "$1/go" ]; do sleep 0.05; done
+	    printf first; } | mq-send -k order-7 "$2"' _ "$T" "$Q"
+	wait_for 10 key_pending
+	bg_start second unshare -pf sh -c 'printf second | mq-send -k order-7 "$1"' \
+	    _ "$Q"
+	# Give the second sender time to look at the key.
 	sleep 1
-	echo first >"$T/body"
+	touch "$T/go"
 	bg_wait 10 first
+	bg_wait 40 second
 	assert_equal "$(bg_rc first)" 0
-	wait "$second" || true
+	assert_equal "$(bg_rc second)" 0
+	# One key, one message, whose id both senders print.
+	assert_equal "$(bg_out second)" "$(bg_out first)"
 	assert_equal "$(count_in "$Q" new)" 1
 	run mq-recv "$Q"
 	assert_output first

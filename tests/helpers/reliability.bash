@@ -12,9 +12,8 @@ traced_env() {
 }
 
 # tool NAME: compile tests/tools/NAME.c once per test file into
-# $BATS_FILE_TMPDIR and print the path of the program.  A file ending in
-# -preload.c (or named like shortwrite.c, eintr.c) is built as a shared
-# object for LD_PRELOAD when called as `tool NAME.so`.
+# $BATS_FILE_TMPDIR and print the path of the program; `tool NAME.so`
+# builds tests/tools/NAME.c as a shared object for LD_PRELOAD instead.
 tool() {
 	local name=$1 src out
 	src="$BATS_TEST_DIRNAME/tools/${name%.so}.c"

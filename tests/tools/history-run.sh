@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2317  # functions run through start() and trap
 # history-run.sh - a Jepsen-style history of one queue under SIGKILLs.
 #
 # usage: history-run.sh [-t SECS] [-p N] [-b N] [-l N] [-x N] [-w N] [-j N]
@@ -240,6 +241,7 @@ cleanup() {
 	done
 }
 trap cleanup EXIT
+trap 'exit 2' INT TERM
 
 p=0
 for ((i = 1; i <= np; i++)); do p=$((p + 1)); start "p$p" producer "$p"; done

@@ -1,0 +1,478 @@
+#!/usr/bin/env bats
+# I/O errors: each operation is run once under strace to list its
+# system calls; then, for every call that writes, syncs, creates or
+# renames, it is run again on a fresh queue with that one call failing
+# (strace -e inject=NAME:error=ERRNO:when=K: the call does not run and
+# returns the error).  EIO, ENOSPC and EDQUOT are injected so; ENOSPC
+# also comes for real from a tiny tmpfs and from one out of inodes;
+# short writes and EINTR come from LD_PRELOAD shims (tests/tools/
+# shortwrite.c, tests/tools/eintr.c).  After each:
+#
+#  - one line on standard error naming the program, the queue (or the
+#    object that failed: the output file, the receipt) and the reason;
+#  - a sysexits status: 74 for EIO, 75 for ENOSPC, EDQUOT and EINTR;
+#  - no id printed, and nothing deliverable: never a partial message;
+#  - an fsync that failed is not retried and trusted: the error is final,
+#    so a send whose sync failed once fails (the injection fails only
+#    one call, so a retry would succeed and be caught here);
+#  - the queue passes mq-fsck and takes the next send.
+# Short writes and EINTR must be survived: the message arrives intact.
+load helpers/common
+load helpers/reliability
+
+setup() {
+	setup_mq
+	T=$BATS_TEST_TMPDIR
+	head -c 300000 /dev/urandom >"$T/big"
+	printf 'small body\n' >"$T/small"
+	printf 'one\ntwo\nthree\n' >"$T/lines"
+}
+
+teardown() {
+	if [ -n "${TMPFS:-}" ] && mountpoint -q "$TMPFS" 2>/dev/null; then
+		umount "$TMPFS" 2>/dev/null || umount -l "$TMPFS" 2>/dev/null
+	fi
+	return 0
+}
+
+need_strace() { command -v strace >/dev/null || skip "strace is not installed"; }
+
+strerror_of() {
+	case $1 in
+	EIO) echo "Input/output error" ;;
+	ENOSPC) echo "No space left on device" ;;
+	EDQUOT) echo "Disk quota exceeded" ;;
+	esac
+}
+
+status_of() {
+	case $1 in
+	EIO) echo 74 ;;
+	*) echo 75 ;;
+	esac
+}
+
+# The calls each error is injected into, by their strace line.
+WRITES='^(write|pwrite64|fsync|fdatasync|syncfs|renameat2|linkat|unlinkat)\('
+CREATES='^(mkdirat\(|openat\(.*O_CREAT)'
+
+# inject_each NAME ERRNO ERE: drive scenario NAME (prep_NAME DIR,
+# cmd_NAME DIR setting CMD, check_NAME DIR LINE ERRNO RC) failing, one
+# at a time, every call whose line in an untouched run matches ERE.
+# Every failed check is listed; the test fails after trying them all.
+inject_each() {
+	local name=$1 err=$2 ere=$3 ref n sc k rc line d tried=0 bad=0 open at
+	local -a plan
+	ref="$T/ref-$name"
+	rm -rf "$ref"
+	"prep_$name" "$ref"
+	"cmd_$name" "$ref"
+	traced_env strace -qq -o "$ref/trace" "${CMD[@]}" >"$ref/out" 2>"$ref/err" ||
+		fail "$name: the untouched run failed: $(cat "$ref/err")"
+	grep -E '^[a-z_0-9]+\(' "$ref/trace" >"$ref/calls"
+	syscall_names "$ref/trace" >"$ref/names"
+	mapfile -t plan < <(echo; kill_plan "$ref/names")
+	open=$(first_line_matching "$ref/trace" "^openat\\(AT_FDCWD, \"$ref")
+	while read -r n; do
+		line=$(sed -n "${n}p" "$ref/calls")
+		read -r sc k <<<"${plan[n]}"
+		d="$T/$name-$err-$n"
+		rm -rf "$d"
+		"prep_$name" "$d"
+		"cmd_$name" "$d"
+		rc=0
+		traced_env strace -qq -o "$d/trace" -e inject="$sc:error=$err:when=$k" \
+		    "${CMD[@]}" >"$d/out" 2>"$d/err" || rc=$?
+		tried=$((tried + 1))
+		# The failed call must be the one aimed at, counted from the
+		# opening of the queue (a sanitizer's start-up varies).
+		at=$(grep -E '^[a-z_0-9]+\(' "$d/trace" | grep -n '(INJECTED)$' | cut -d: -f1)
+		at=$((${at:-0} - $(first_line_matching "$d/trace" "^openat\\(AT_FDCWD, \"$d")))
+		if [ "$at" != $((n - open)) ]; then
+			echo "$err at call $n ($line): not reached; the calls differ from run to run" >&2
+			bad=$((bad + 1))
+			continue
+		fi
+		if ! "check_$name" "$d" "$line" "$err" "$rc" >"$d/why" 2>&1; then
+			echo "$err at call $n: ${line:0:100}" >&2
+			echo "  exit $rc; stderr: $(head -c 300 "$d/err" | tr '\n' '|')" >&2
+			sed 's/^/  /' "$d/why" >&2
+			bad=$((bad + 1))
+		fi
+	done < <(grep -n -E "$ere" "$ref/calls" | cut -d: -f1)
+	note "$name: $err injected at $tried calls, $bad wrong"
+	echo "$name $err $tried $bad" >>"${IO_COUNTS:-/dev/null}"
+	[ "$tried" -gt 0 ] || fail "$name: no call matches /$ere/"
+	[ "$bad" = 0 ]
+}
+
+# each_error NAME ERRNO...: inject_each for each ERRNO (EIO into the
+# calls that write, sync or rename; ENOSPC and EDQUOT into those and the
+# calls that create), every one tried before the test fails.
+each_error() {
+	local name=$1 err ere rc failed=0
+	shift
+	for err in "$@"; do
+		ere=$WRITES
+		[ "$err" = EIO ] || ere="$WRITES|$CREATES"
+		# A plain subshell keeps set -e; one in a condition would not.
+		set +e
+		(set -e; inject_each "$name" "$err" "$ere")
+		rc=$?
+		set -e
+		[ "$rc" = 0 ] || failed=$((failed + 1))
+	done
+	[ "$failed" = 0 ] || fail "$name: $failed of $# errors handled wrongly (listed above)"
+}
+
+# one_line_error DIR PROG OBJECT ERRNO: DIR/err is exactly the line
+# "PROG: OBJECT: reason".
+one_line_error() {
+	local want
+	want="$2: $3: $(strerror_of "$4")"
+	[ "$(cat "$1/err")" = "$want" ] || { echo "stderr is not '$want'"; return 1; }
+}
+
+# sent_nothing DIR QUEUE...: a failed send printed no id and left nothing
+# deliverable and nothing in tmp/; the queues are fsck-clean, and the
+# next send to the first (a topic, when others follow: its subscribers)
+# is delivered.
+sent_nothing() {
+	local d=$1 q got
+	local -a to
+	shift
+	[ ! -s "$d/out" ] || { echo "printed '$(cat "$d/out")'"; return 1; }
+	for q in "$@"; do
+		got=$(drain "$q" "$d/got-${q##*/}") || return 1
+		[ "$got" = 0 ] || { echo "${q##*/}: $got delivered after a failed send"; return 1; }
+		[ -z "$(ls -A "$q/tmp")" ] || { echo "${q##*/}: left in tmp/: $(ls "$q/tmp")"; return 1; }
+		fsck_clean "$q" || return 1
+	done
+	echo after | mq-send -q "$1" || { echo "the next send failed"; return 1; }
+	to=("$@")
+	[ $# = 1 ] || to=("${@:2}")
+	for q in "${to[@]}"; do
+		[ "$(mq-recv "$q")" = after ] || { echo "${q##*/}: next send not delivered"; return 1; }
+	done
+}
+
+# sent_once DIR BODY QUEUE...: each queue delivers exactly BODY, once.
+sent_once() {
+	local d=$1 body=$2 q got
+	shift 2
+	for q in "$@"; do
+		got=$(drain "$q" "$d/got-${q##*/}") || return 1
+		[ "$got" = 1 ] || { echo "${q##*/}: delivered $got times, want once"; return 1; }
+		cmp "$d/got-${q##*/}/1" "$body" || return 1
+		fsck_clean "$q" || return 1
+	done
+}
+
+# check_send_outcome DIR LINE ERRNO RC BODY QUEUE...: the outcome of a
+# send whose call LINE failed with ERRNO.
+check_send_outcome() {
+	local d=$1 line=$2 err=$3 rc=$4 body=$5 q=$6
+	shift 5
+	if [[ $line == "write(1, "* ]]; then
+		# Sent; only its id could not be told.
+		[ "$rc" = 74 ] || { echo "exit $rc, want 74"; return 1; }
+		one_line_error "$d" mq-send stdout "$err" || return 1
+		sent_once "$d" "$body" "$@"
+		return
+	fi
+	[ "$rc" = "$(status_of "$err")" ] || { echo "exit $rc, want $(status_of "$err")"; return 1; }
+	one_line_error "$d" mq-send "$q" "$err" || return 1
+	sent_nothing "$d" "$@"
+}
+
+# --- mq-send -------------------------------------------------------------
+
+prep_small() { mkdir -p "$1"; mq-init "$1/q"; echo prior | mq-send -q "$1/q"; mq-recv "$1/q" >/dev/null; }
+cmd_small() { CMD=(mq-send "$1/q" "$T/small"); }
+check_small() { check_send_outcome "$1" "$2" "$3" "$4" "$T/small" "$1/q"; }
+
+@test "reliability: mq-send of a small message: EIO, ENOSPC, EDQUOT at each write, sync and rename" {
+	need_strace
+	each_error small EIO ENOSPC EDQUOT
+}
+
+prep_large() { mkdir -p "$1"; mq-init "$1/q"; }
+cmd_large() { CMD=(mq-send "$1/q" "$T/big"); }
+check_large() { check_send_outcome "$1" "$2" "$3" "$4" "$T/big" "$1/q"; }
+
+@test "reliability: mq-send of a large message into a new bucket: EIO, ENOSPC, EDQUOT at each write, sync and rename" {
+	need_strace
+	each_error large EIO ENOSPC EDQUOT
+}
+
+prep_lines() { prep_small "$1"; }
+cmd_lines() { CMD=(mq-send -l "$1/q" "$T/lines"); }
+check_lines() {
+	local d=$1 line=$2 err=$3 rc=$4 got printed i
+	local -a want=(one two three)
+	printed=$(grep -c . "$d/out" || true)
+	if [[ $line == "write(1, "* ]]; then
+		# Sent; only their ids could not be told.
+		[ "$rc" = 74 ] || { echo "exit $rc, want 74"; return 1; }
+		one_line_error "$d" mq-send stdout "$err" || return 1
+		printed=3
+	else
+		[ "$rc" = "$(status_of "$err")" ] || { echo "exit $rc, want $(status_of "$err")"; return 1; }
+		one_line_error "$d" mq-send "$d/q" "$err" || return 1
+	fi
+	# The messages whose ids were printed (a prefix of the batch) are
+	# sent; the rest are not, not even in part.
+	got=$(drain "$d/q" "$d/got") || return 1
+	[ "$got" = "$printed" ] || { echo "delivered $got, printed $printed ids"; return 1; }
+	for ((i = 1; i <= got; i++)); do
+		[ "$(cat "$d/got/$i")" = "${want[i - 1]}" ] || { echo "message $i is '$(cat "$d/got/$i")'"; return 1; }
+	done
+	[ -z "$(ls -A "$d/q/tmp")" ] || { echo "left in tmp/: $(ls "$d/q/tmp")"; return 1; }
+	fsck_clean "$d/q"
+}
+
+@test "reliability: mq-send -l (a batch): EIO, ENOSPC, EDQUOT at each write, sync and rename" {
+	need_strace
+	each_error lines EIO ENOSPC EDQUOT
+}
+
+prep_topic() { mkdir -p "$1"; mq-init --subscribe "$1/T" "$1/a" "$1/b"; }
+cmd_topic() { CMD=(mq-send "$1/T" "$T/small"); }
+check_topic() {
+	local d=$1 line=$2 err=$3 rc=$4 commit n
+	# Past the topic's commit point (its file renamed into fanout/
+	# and that synced) the send has succeeded whatever fails next:
+	# recovery, run by a claim on a subscriber, finishes it.
+	commit=$(first_line_matching "$T/ref-topic/trace" '^renameat2\(.*"[0-9a-f]{16}\.[0-9]{19}\.[0-9]+", RENAME_NOREPLACE\) = 0')
+	n=$(grep -n -F -x -- "$line" "$T/ref-topic/calls" | head -n1 | cut -d: -f1)
+	if [ "$n" -gt $((commit + 1)) ] && [[ $line != "write(1, "* ]]; then
+		[ "$rc" = 0 ] || { echo "exit $rc after the commit point, want 0"; return 1; }
+		sent_once "$d" "$T/small" "$d/a" "$d/b" || return 1
+		[ -z "$(ls -A "$d/T/fanout" 2>/dev/null)" ] || { echo "fanout/ not finished"; return 1; }
+		return
+	fi
+	check_send_outcome "$d" "$line" "$err" "$rc" "$T/small" "$d/T" "$d/a" "$d/b" || return 1
+	[ -z "$(ls -A "$d/T/fanout" 2>/dev/null)" ] || { echo "fanout/ not empty"; return 1; }
+}
+
+@test "reliability: mq-send to a topic: EIO, ENOSPC, EDQUOT at each write, sync, link and rename" {
+	need_strace
+	each_error topic EIO ENOSPC EDQUOT
+}
+
+@test "reliability: mq-send: an EIO from fdatasync is final, not retried" {
+	need_strace
+	run --separate-stderr traced_env strace -qq -o "$T/trace" \
+	    -e inject=fdatasync:error=EIO:when=1 mq-send "$Q" "$T/small"
+	assert_failure 74
+	assert_output ""
+	assert_equal "$stderr" "mq-send: $Q: Input/output error"
+	# The failed sync is the last sync, and nothing was renamed after it.
+	run sed -n '/^fdatasync(.*INJECTED/,$p' "$T/trace"
+	assert_line --index 0 --partial INJECTED
+	lines=("${lines[@]:1}")
+	refute_line --regexp '^(fsync|fdatasync|syncfs)\('
+	refute_line --regexp '^renameat2\(.* = 0$'
+	run mq-recv "$Q"
+	assert_failure 1
+}
+
+# --- receiving and settling ---------------------------------------------
+
+# A receive or settlement whose call failed: exit 74, one line naming
+# the program, one of the objects (queue, output, receipt) and the
+# reason; the message still delivered exactly once afterwards (after its
+# lease, for a lease-only claim).
+check_recv_outcome() {
+	local d=$1 prog=$2 err=$3 rc=$4 got
+	[ "$rc" = 74 ] || { echo "exit $rc, want 74"; return 1; }
+	[ "$(wc -l <"$d/err")" = 1 ] || { echo "stderr is not one line"; return 1; }
+	grep -qE "^$prog: ($d/q|$d/popped|[0-9a-f]{16}\.[0-9]+\.[kl][0-9a-f]{12}): $(strerror_of "$err")\$" "$d/err" ||
+		{ echo "stderr does not name the queue, output or receipt"; return 1; }
+	# A lease-only claim ('l') is free when its lease runs out; one
+	# whose holder kept a lock ('k') as soon as the holder is gone.
+	if [ -n "$(find "$d/q/cur" -name '*.l*' -print -quit)" ]; then
+		wait_for 10 after_ns "$(newest_deadline "$d/q")" || return 1
+	fi
+	got=$(drain "$d/q" "$d/got") || return 1
+	[ "$got" = 1 ] || { echo "delivered $got times afterwards, want once"; return 1; }
+	cmp "$d/got/1" "$T/big" || return 1
+	fsck_clean "$d/q"
+}
+
+prep_pop() { mkdir -p "$1"; mq-init "$1/q"; mq-send -q "$1/q" "$T/big"; }
+cmd_pop() { CMD=(mq-recv -o "$1/popped" "$1/q"); }
+check_pop() {
+	# The ack (the unlink of the lease) failing leaves the body
+	# written and the message to be delivered again: at least once.
+	check_recv_outcome "$1" mq-recv "$3" "$4"
+}
+
+@test "reliability: mq-recv (a pop): EIO at each write, rename and unlink" {
+	need_strace
+	each_error pop EIO
+}
+
+prep_ack() { prep_pop "$1"; mq-recv -L 2 -o /dev/null "$1/q" >"$1/receipt"; }
+cmd_ack() { CMD=(mq-ack "$1/q" "$(cat "$1/receipt")"); }
+check_ack() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
+
+@test "reliability: mq-ack: EIO at the unlink" {
+	need_strace
+	each_error ack EIO
+}
+
+prep_retry() { prep_ack "$1"; }
+cmd_retry() { CMD=(mq-ack --retry "$1/q" "$(cat "$1/receipt")"); }
+check_retry() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
+
+@test "reliability: mq-ack --retry: EIO at the rename" {
+	need_strace
+	each_error retry EIO
+}
+
+# --- a full filesystem ----------------------------------------------------
+
+# small_tmpfs OPTIONS: a tmpfs of its own on $TMPFS, for root.
+small_tmpfs() {
+	[ "$(id -u)" = 0 ] || skip "needs root to mount a tmpfs"
+	TMPFS="$T/fs"
+	mkdir -p "$TMPFS"
+	mount -t tmpfs -o "$1" tmpfs "$TMPFS" || skip "cannot mount a tmpfs here"
+	FQ="$TMPFS/q"
+	mq-init "$FQ"
+}
+
+@test "reliability: mq-send on a full filesystem exits 75 naming the queue, and leaves nothing" {
+	small_tmpfs size=256k
+	id=$(echo before | mq-send "$FQ")
+	base64 -w 1000 "$T/big" >"$T/biglines"
+	wrong=0
+	for input in file stdin batch; do
+		case $input in
+		file) run --separate-stderr mq-send "$FQ" "$T/big" ;;
+		stdin) run --separate-stderr mq-send "$FQ" <"$T/big" ;;
+		batch) run --separate-stderr mq-send -l "$FQ" "$T/biglines" ;;
+		esac
+		note "$input larger than the free space: exit $status: $stderr"
+		# Nothing of it is left, whatever it printed.
+		assert_equal "$(ls -A "$FQ/tmp")" ""
+		assert_equal "$(ready_ids "$FQ")" "$id"
+		if [ "$status" != 75 ] || [ -n "$output" ] ||
+		    [ "$stderr" != "mq-send: $FQ: No space left on device" ]; then
+			echo "$input: want exit 75 and 'mq-send: $FQ: No space left on device'" >&2
+			wrong=$((wrong + 1))
+		fi
+	done
+	fsck_clean "$FQ"
+	assert_equal "$(mq-recv "$FQ")" before
+	# Space again: sending works.
+	echo after | mq-send -q "$FQ"
+	assert_equal "$(mq-recv "$FQ")" after
+	assert_equal "$wrong" 0
+}
+
+@test "reliability: mq-send out of inodes exits 75 naming the queue; what was sent is intact" {
+	small_tmpfs size=4m,nr_inodes=40
+	n=0
+	while :; do
+		echo "message $n" >"$T/m"
+		run --separate-stderr mq-send "$FQ" "$T/m"
+		[ "$status" = 0 ] || break
+		n=$((n + 1))
+		[ "$n" -lt 100 ] || fail "40 inodes held 100 messages?"
+	done
+	note "out of inodes after $n messages: exit $status: $stderr"
+	assert_failure 75
+	assert_output ""
+	assert_equal "$stderr" "mq-send: $FQ: No space left on device"
+	assert_equal "$(ls -A "$FQ/tmp")" ""
+	fsck_clean "$FQ"
+	for ((i = 0; i < n; i++)); do
+		assert_equal "$(mq-recv "$FQ")" "message $i"
+	done
+	run mq-recv "$FQ"
+	assert_failure 1
+	echo again | mq-send -q "$FQ"
+	assert_equal "$(mq-recv "$FQ")" again
+}
+
+# --- short writes and EINTR ---------------------------------------------
+
+# preload SHIM COMMAND...: run COMMAND with tests/tools/SHIM.c loaded.
+preload() {
+	local so
+	so=$(tool "$1.so")
+	shift
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 LD_PRELOAD="$so" "$@"
+}
+
+# survives SHIM: every kind of send, and receives to a file and to a
+# pipe, with SHIM loaded, deliver every body intact.
+survives() {
+	local shim=$1 s i
+	shift
+	mq-init --subscribe "$T/T" "$T/a" "$T/b"
+	for s in small big; do
+		run --separate-stderr preload "$shim" mq-send "$Q" "$T/$s"
+		assert_success
+		is_id "$output"
+		run --separate-stderr preload "$shim" sh -c 'mq-send "$1" <"$2"' sh "$Q" "$T/$s"
+		assert_success
+		run --separate-stderr preload "$shim" mq-send "$T/T" "$T/$s"
+		assert_success
+	done
+	run --separate-stderr preload "$shim" mq-send -l "$Q" "$T/lines"
+	assert_success
+	assert_equal "${#lines[@]}" 3
+	for s in small big; do
+		for i in 1 2; do
+			preload "$shim" mq-recv -o "$T/got" "$Q"
+			cmp "$T/got" "$T/$s"
+		done
+		preload "$shim" mq-recv "$T/a" | cmp - "$T/$s"
+		preload "$shim" mq-recv "$T/b" -- sh -c 'cat >"$0"' "$T/got-b"
+		cmp "$T/got-b" "$T/$s"
+	done
+	for s in one two three; do
+		assert_equal "$(preload "$shim" mq-recv "$Q")" "$s"
+	done
+	fsck_clean "$Q"
+}
+
+@test "reliability: short writes (at most one byte a write) lose nothing" {
+	survives shortwrite
+}
+
+@test "reliability: short pwrites (at most one byte) lose nothing" {
+	SHORTWRITE_PWRITE=1 survives shortwrite
+}
+
+@test "reliability: EINTR from reads and writes, at random, loses nothing" {
+	for seed in 1 2 3 4 5; do
+		EINTR_SEED=$seed survives eintr
+		rm -rf "$T/T" "$T/a" "$T/b"
+	done
+}
+
+@test "reliability: EINTR from positioned reads and writes too: each send arrives whole or fails 75, naming the queue" {
+	ok=0 failed=0
+	for seed in $(seq 1 30); do
+		run --separate-stderr env EINTR_SEED="$seed" EINTR_PWRITE=1 \
+		    bash -c 'preload() { so=$1; shift; ASAN_OPTIONS=verify_asan_link_order=0 LD_PRELOAD="$so" "$@"; }; preload "$@"' \
+		    sh "$(tool eintr.so)" mq-send "$Q" "$T/big"
+		if [ "$status" = 0 ]; then
+			ok=$((ok + 1))
+			assert_equal "$(mq-recv "$Q" | cmp - "$T/big" && echo same)" same
+		else
+			failed=$((failed + 1))
+			assert_failure 75
+			assert_equal "$stderr" "mq-send: $Q: Interrupted system call"
+			run mq-recv "$Q"
+			assert_failure 1
+			assert_equal "$(ls -A "$Q/tmp")" ""
+		fi
+	done
+	note "30 sends with EINTR in pwrite and pread as well: $ok sent, $failed failed cleanly (75)"
+	fsck_clean "$Q"
+}
