@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,6 +40,7 @@ extern char **environ;
 
 static int nosync;
 static int64_t rename_ns;
+static const char *failed_step = "-";	/* of the last try_send that failed */
 
 static int64_t
 mono_ns(void)
@@ -150,13 +150,16 @@ try_send(struct mq_queue *q, const struct mq_send_opts *o, const char *body,
 	size_t off, chunk;
 	int saved;
 
+	failed_step = "mq_draft_new";
 	if ((d = mq_draft_new(q, o)) == NULL)
 		return -1;
+	failed_step = "mq_draft_write";
 	for (off = 0; off < len; off += chunk) {
 		chunk = len - off < 131072 ? len - off : 131072;
 		if (mq_draft_write(d, body + off, chunk) == -1)
 			goto fail;
 	}
+	failed_step = "mq_commit";
 	if (mq_commit(q, &d, 1) != 1)
 		goto fail;
 	mq_draft_free(d);
@@ -792,6 +795,7 @@ cmd_wake(int argc, char **argv)
 struct shared {
 	volatile int stop;
 	volatile int err;
+	char step[32];
 	volatile long sent[64];
 	volatile long acked[64];
 	volatile long failed[64];
@@ -809,7 +813,7 @@ sum(volatile long *v, int n)
 }
 
 /* conc Q P SECONDS: P durable producers and P consumers on Q; prints
- * "sent_per_s acked_per_s failed_sends errno" over the window after a
+ * "sent_per_s acked_per_s failed_sends step: error" over the window after a
  * short warm-up.  A send that fails is counted and the producer goes on. */
 static int
 cmd_conc(int argc, char **argv)
@@ -847,6 +851,8 @@ cmd_conc(int argc, char **argv)
 				else {
 					sh->failed[i]++;
 					sh->err = errno;
+					snprintf(sh->step, sizeof(sh->step),
+					    "%s", failed_step);
 				}
 			}
 		} else {
@@ -878,29 +884,19 @@ cmd_conc(int argc, char **argv)
 	sh->stop = 1;
 	for (i = 0; i < 2 * p; i++)
 		waitpid(pids[i], &st, 0);
-	printf("%.1f %.1f %ld %s\n", (s1 - s0) / secs, (a1 - a0) / secs,
-	    sum(sh->failed, p), sh->err != 0 ? mq_strerror(sh->err) : "-");
+	printf("%.1f %.1f %ld %s: %s\n", (s1 - s0) / secs, (a1 - a0) / secs,
+	    sum(sh->failed, p), sh->step[0] != '\0' ? sh->step : "-",
+	    sh->err != 0 ? mq_strerror(sh->err) : "-");
 	return 0;
 }
 
 /* ---- issue 4: signing and compression ---- */
 
-static int64_t
-user_ns(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (int64_t)ru.ru_utime.tv_sec * 1000000000 +
-	    (int64_t)ru.ru_utime.tv_usec * 1000;
-}
-
-/* codec Q KEYPREFIX SIZE COUNT: per-message user CPU time of sending and
- * of receiving plain, -z, -s and -s -z bodies of SIZE bytes, without
- * syncs.  Signing and compression run in user space, while creating a
- * file in a churned directory costs a varying millisecond of kernel time
- * that would drown them, so user time is what is compared; prints
- * "mode send_us recv_us stored_bytes". */
+/* codec Q KEYPREFIX SIZE COUNT: per-message time of sending and of
+ * receiving plain, -z, -s and -s -z bodies of SIZE bytes, without syncs
+ * (run.sh puts Q on tmpfs where it can: creating a file in a churned ext4
+ * directory costs a varying millisecond that would drown the codec);
+ * prints "mode send_us recv_us stored_bytes". */
 static int
 cmd_codec(int argc, char **argv)
 {
@@ -937,22 +933,22 @@ cmd_codec(int argc, char **argv)
 		/* One untimed round trip warms caches and libsodium. */
 		send_one(q, &o[k], body, size);
 		recv_one(q, devnull);
-		t0 = user_ns();
+		t0 = mono_ns();
 		for (i = 0; i < count; i++)
 			send_one(q, &o[k], body, size);
-		t1 = user_ns();
+		t1 = mono_ns();
 		{
 			struct mq_stats s;
 			if (mq_stats(q, &s) == -1)
 				die("mq_stats");
 			st.st_size = (off_t)(s.bytes / (uint64_t)count);
 		}
-		t2 = user_ns();
+		t2 = mono_ns();
 		for (i = 0; i < count; i++)
 			if (!recv_one(q, devnull))
 				dief("codec: message missing");
 		printf("%s %.1f %.1f %lld\n", mode[k], (t1 - t0) / 1e3 / count,
-		    (user_ns() - t2) / 1e3 / count, (long long)st.st_size);
+		    (mono_ns() - t2) / 1e3 / count, (long long)st.st_size);
 	}
 	mq_close(q);
 	return 0;

@@ -50,10 +50,12 @@ on_quarantine(const char *name, int err, void *arg)
 	cli_warnx(queue, "%s: %s: moved to quarantine", name, mq_strerror(err));
 }
 
-/* Claim a message, waiting as asked.  Returns 1, 0 (none), or -1. */
+/* Claim a message, waiting as asked.  Returns 1, 0 (none), or -1.  The
+ * waiter is handed back to be freed after the message is dealt with:
+ * closing an inotify descriptor can take milliseconds. */
 static int
 claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
-    struct mq_msg *m)
+    struct mq_msg *m, struct mq_waiter **wp)
 {
 	struct mq_waiter *w = NULL;
 	struct timespec start, now;
@@ -61,26 +63,23 @@ claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
 
 	if (wait_ms != 0 && (w = mq_waiter_new(q)) == NULL)
 		return -1;
+	*wp = w;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		if (w != NULL && mq_waiter_arm(w) == -1)
-			break;
+			return -1;
 		if ((rc = mq_claim(q, lease, keep_lock, m)) != 0 || w == NULL)
-			break;
+			return rc;
 		if (wait_ms > 0) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			left = wait_ms - (int)((now.tv_sec - start.tv_sec) * 1000 +
 			    (now.tv_nsec - start.tv_nsec) / 1000000);
 			if (left <= 0)
-				break;
+				return 0;
 		}
-		if (mq_waiter_wait(w, left) == -1 && errno != EINTR) {
-			rc = -1;
-			break;
-		}
+		if (mq_waiter_wait(w, left) == -1 && errno != EINTR)
+			return -1;
 	}
-	mq_waiter_free(w);
-	return rc;
 }
 
 static void
@@ -177,6 +176,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct mq_queue *q;
+	struct mq_waiter *w = NULL;
 	struct mq_config cfg;
 	struct mq_msg m;
 	const char *out = NULL;
@@ -263,7 +263,7 @@ main(int argc, char *argv[])
 		}
 		lease = cfg.lease_s;
 	}
-	rc = claim(q, wait_ms, lease, !leased, &m);
+	rc = claim(q, wait_ms, lease, !leased, &m, &w);
 	if (rc == -1) {
 		err = errno;
 		cli_warn(queue, err);
@@ -317,6 +317,7 @@ main(int argc, char *argv[])
 	mq_msg_close(&m);
 	status = cli_flush(0);
 out:
+	mq_waiter_free(w);
 	mq_close(q);
 	return status;
 }

@@ -470,7 +470,10 @@ mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
 				return -1;
 			return tries > 0;
 		}
-		if (errno != ENOENT || tries == 3)
+		/* Consumers remove emptied buckets that are not the newest,
+		 * so a slow mover may lose the race a few times; it keeps
+		 * trying as long as its file is there to move. */
+		if (errno != ENOENT || tries == 1000)
 			return -1;
 		if (faccessat(fromfd, from, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
 			return -1;

@@ -1,0 +1,263 @@
+#!/usr/bin/env bats
+# The spool as the durable edge in front of Redis: contrib/bridges'
+# mq-to-redis (an mq-watch handler: spool -> stream) and redis-to-mq
+# (stream -> spool, mq-send -k by message id) against a real redis-server
+# that each test starts on a free loopback port and teardown stops.  Each
+# side is killed once with SIGKILL, at a moment when it has handed a
+# message on but not yet settled it, so at-least-once delivery repeats
+# exactly that message; deduplication by id must remove the repeat.
+bats_require_minimum_version 1.5.0
+load helpers/common
+
+# 10,000 messages; 1,000 under AddressSanitizer, where each of the
+# programs started per message costs several milliseconds more.
+setup() {
+	setup_mq
+	T=$BATS_TEST_TMPDIR
+	PATH="$BATS_TEST_DIRNAME/../contrib/bridges:$PATH"
+	N=10000
+	if under_asan; then N=1000; fi
+	need_redis
+	start_redis
+}
+
+teardown() { bg_cleanup; }
+
+# need_redis: redis-server and redis-cli, installed now if we are root.
+need_redis() {
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null &&
+	    return 0
+	[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null ||
+	    skip "redis-server is not installed (apt-get install redis-server, as root)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q redis-server >/dev/null 2>&1 ||
+	    { apt-get update -q >/dev/null 2>&1 &&
+	    apt-get install -y -q redis-server >/dev/null 2>&1; }
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
+	    skip "redis-server could not be installed (apt-get install redis-server)"
+}
+
+# port_free PORT: nothing listens on loopback PORT.
+port_free() { ! (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+redis_up() { [ "$(redis-cli -p "$PORT" PING 2>/dev/null)" = PONG ]; }
+
+# start_redis: a throwaway redis-server on a free loopback port, no
+# persistence, its files under the test's directory; REDIS_URL names it.
+start_redis() {
+	local try
+	mkdir -p "$T/redis"
+	for try in 1 2 3 4 5; do
+		PORT=$((20000 + RANDOM % 20000))
+		port_free "$PORT" || continue
+		bg_start redis redis-server --port "$PORT" --bind 127.0.0.1 \
+		    --save '' --appendonly no --dir "$T/redis" --daemonize no
+		wait_for 10 redis_up && break
+		bg_cleanup
+	done
+	redis_up || fail "redis-server did not start: $(bg_out redis)"
+	export REDIS_URL="redis://127.0.0.1:$PORT"
+}
+
+r() { redis-cli -p "$PORT" "$@"; }
+
+# children PID: the pids of PID's live (not zombie) children, from /proc.
+children() {
+	local f line rest
+	for f in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$f" || continue
+		rest=${line##*) }
+		# shellcheck disable=SC2086 # split into the fields of stat
+		set -- "$1" $rest
+		[ "$3" = "$1" ] && [ "$2" != Z ] && echo "${f//[!0-9]/}"
+	done
+	return 0
+}
+
+# crash_while PID COMM VAR: SIGKILL PID at a moment when one of its
+# children is the program COMM, so that the child finishes what it was
+# handing on and PID never settles it.  PID is stopped while its children
+# are looked at, so none starts or is settled behind our back; the child
+# is stopped only while its environment is read, since a stopped member
+# of a group orphaned by PID's death would be sent SIGHUP.  Prints the
+# child's pid and the value of VAR in its environment.
+crash_while() {
+	local pid=$1 comm=$2 var=$3 i c value
+	for ((i = 0; i < 2000; i++)); do
+		kill -STOP "$pid"
+		for c in $(children "$pid"); do
+			[ "$(cat "/proc/$c/comm" 2>/dev/null)" = "$comm" ] &&
+			    kill -STOP "$c" 2>/dev/null || continue
+			# A child already on its way out is no use.
+			value=$(tr '\0' '\n' 2>/dev/null <"/proc/$c/environ" |
+			    sed -n "s/^$var=//p")
+			kill -CONT "$c"
+			[ -n "$value" ] || continue
+			kill -KILL "$pid"
+			echo "$c $value"
+			return 0
+		done
+		kill -CONT "$pid"
+		sleep 0.005
+	done
+	echo "never saw $comm under $pid" >&2
+	return 1
+}
+
+gone() { ! kill -0 "$1" 2>/dev/null; }
+
+stream_len() { r XLEN ev; }
+stream_has() { [ "$(stream_len)" -ge "$1" ]; }
+inbox_has() { [ "$(ready_count "$T/inbox")" -ge "$1" ]; }
+
+# stream_ids: the mq-id of every entry of stream ev, in stream order.
+stream_ids() {
+	r --raw EVAL '
+		local out = {}
+		for _, e in ipairs(redis.call("XRANGE", KEYS[1], "-", "+")) do
+			for i = 1, #e[2], 2 do
+				if e[2][i] == "mq-id" then out[#out + 1] = e[2][i + 1] end
+			end
+		end
+		return table.concat(out, "\n")' 1 ev | sed '/^$/d'
+}
+
+# settled: the reverse bridge has read and acked the whole stream.
+settled() {
+	local info last read pending
+	info=$(r XINFO GROUPS ev)
+	pending=$(sed -n '/^pending$/{n;p;}' <<<"$info")
+	read=$(sed -n '/^last-delivered-id$/{n;p;}' <<<"$info")
+	last=$(r XINFO STREAM ev | sed -n '/^last-generated-id$/{n;p;}')
+	[ "$pending" = 0 ] && [ "$read" = "$last" ]
+}
+
+outbox_empty() {
+	[ -z "$(find "$T/outbox/new" "$T/outbox/cur" "$T/outbox/delay" -type f)" ]
+}
+
+done_all() {
+	outbox_empty && [ "$(ready_count "$T/inbox")" -ge "$N" ] && settled
+}
+
+@test "bridges: spool -> Redis stream -> spool, each side killed once: every message arrives, in order, once after dedup" {
+	mq-init "$T/outbox" "$T/inbox"
+	seq 1 "$N" | sed 's/^/m /' | mq-send -l "$T/outbox" >"$T/ids"
+	assert_equal "$(wc -l <"$T/ids")" "$N"
+	t0=$(now_ms)
+	bg_start fwd mq-watch "$T/outbox" -- mq-to-redis ev
+	bg_start rev redis-to-mq -c c1 ev "$T/inbox"
+
+	# The forwarder dies while a handler is adding a message to the
+	# stream: the message is there but not acked in the spool.
+	wait_for 60 stream_has $((N * 3 / 10))
+	read -r handler crash_id < <(crash_while "$(bg_pid fwd)" mq-to-redis MQ_ID)
+	is_id "$crash_id"
+	wait_for 10 gone "$handler"
+	bg_start fwd2 mq-watch "$T/outbox" -- mq-to-redis ev
+
+	# The reverse bridge dies while mq-send writes an entry into the
+	# spool: the message is there but the entry not acked in Redis.
+	wait_for 90 inbox_has $((N * 6 / 10))
+	read -r sender _ < <(crash_while "$(bg_pid rev)" mq-send PATH)
+	wait_for 10 gone "$sender"
+	unacked=$(r XPENDING ev mq | head -n 1)
+	bg_start rev2 redis-to-mq -c c1 ev "$T/inbox"
+
+	wait_for 150 done_all
+	echo "# $N messages through Redis in $(($(now_ms) - t0)) ms" >&3
+	assert [ "$unacked" -ge 1 ]
+
+	# In the stream: every message, in the order sent, and one extra
+	# copy of the message whose ack the first crash prevented.
+	stream_ids >"$T/stream"
+	sort -u "$T/stream" >"$T/distinct"
+	assert_equal "$(wc -l <"$T/distinct")" "$N"
+	assert_equal "$(sort "$T/stream" | uniq -d)" "$crash_id"
+	assert_equal "$(grep -cx "$crash_id" "$T/stream")" 2
+	awk '!seen[$0]++' "$T/stream" >"$T/first"
+	run cmp "$T/first" "$T/ids"
+	assert_success
+
+	# In the inbox: every message once, in the order sent.
+	run -0 mq-watch --drain "$T/inbox"
+	seq 1 "$N" | sed 's/^/m /' >"$T/expected"
+	printf '%s\n' "$output" >"$T/got"
+	run diff "$T/expected" "$T/got"
+	assert_success
+	assert_equal "$(r XPENDING ev mq | head -n 1)" 0
+	for f in fwd2 rev2; do
+		kill -TERM "$(bg_pid "$f")"
+	done
+	bg_wait 10 fwd2
+	assert_equal "$(bg_rc fwd2)" 0
+}
+
+@test "bridges: mq-to-redis and redis-to-mq carry any body byte for byte" {
+	mq-init "$T/outbox" "$T/inbox"
+	printf 'plain' >"$T/b1"
+	printf 'two\nlines\n\n' >"$T/b2"
+	printf 'nul\0inside\0' >"$T/b3"
+	: >"$T/b4"
+	head -c 300000 /dev/urandom >"$T/b5"
+	for i in 1 2 3 4 5; do
+		mq-send -q "$T/outbox" "$T/b$i"
+	done
+	run -0 mq-watch --drain "$T/outbox" -- mq-to-redis ev
+	assert_equal "$(stream_len)" 5
+	run -0 redis-to-mq -d ev "$T/inbox"
+	for i in 1 2 3 4 5; do
+		mq-recv -o "$T/got$i" "$T/inbox"
+		cmp "$T/b$i" "$T/got$i"
+	done
+	run mq-recv "$T/inbox"
+	assert_failure 1
+}
+
+@test "bridges: a redelivered stream entry is sent to the spool once" {
+	mq-init "$T/inbox"
+	r XADD ev '*' mq-id 00000100000000aa body first >/dev/null
+	r XADD ev '*' mq-id 00000100000000aa body first >/dev/null
+	r XADD ev '*' body 'no id' >/dev/null
+	run -0 redis-to-mq -d ev "$T/inbox"
+	assert_equal "$(ready_count "$T/inbox")" 2
+	run -0 mq-watch --drain "$T/inbox"
+	assert_output $'first\nno id'
+}
+
+@test "bridges: mq-to-redis exits 75 (retry later) when Redis does not take the message" {
+	run -75 --separate-stderr env MQ_ID=0000010000000001 \
+	    mq-to-redis -u redis://127.0.0.1:1 ev </dev/null
+	assert_regex "$stderr" '^mq-to-redis: ev: .*(refused|connect)'
+	# An error answer is no entry id either.
+	r SET notastream x >/dev/null
+	run -75 --separate-stderr env MQ_ID=0000010000000001 \
+	    mq-to-redis notastream </dev/null
+	assert_regex "$stderr" 'WRONGTYPE'
+	run -64 --separate-stderr mq-to-redis ev </dev/null
+	assert_regex "$stderr" 'MQ_ID is not set'
+	run -64 --separate-stderr mq-to-redis
+	assert_equal "$stderr" 'usage: mq-to-redis [-u URI] [-m MAXLEN] STREAM'
+	# Through mq-watch: the message stays in the spool for a retry.
+	mq-init --backoff 1h "$T/outbox"
+	echo kept | mq-send -q "$T/outbox"
+	run -0 --separate-stderr mq-watch --drain "$T/outbox" -- \
+	    mq-to-redis -u redis://127.0.0.1:1 ev
+	assert_regex "$stderr" 'exit 75, retry in 3600s'
+	assert_equal "$(count_in "$T/outbox" delay)" 1
+}
+
+@test "bridges: redis-to-mq acks nothing it could not send, and sends it on the next run" {
+	r XADD ev '*' mq-id 0000010000000001 body one >/dev/null
+	r XADD ev '*' mq-id 0000010000000002 body two >/dev/null
+	run --separate-stderr redis-to-mq -d ev "$T/missing"
+	assert_failure 66
+	assert_equal "$(r XPENDING ev mq | head -n 1)" 2
+	mq-init "$T/missing"
+	run -0 redis-to-mq -d ev "$T/missing"
+	assert_equal "$(r XPENDING ev mq | head -n 1)" 0
+	run -0 mq-watch --drain "$T/missing"
+	assert_output $'one\ntwo'
+	run -69 --separate-stderr redis-to-mq -d -u redis://127.0.0.1:1 ev "$T/missing"
+	assert_regex "$stderr" '^redis-to-mq: ev: '
+}
