@@ -143,6 +143,9 @@ install: all
 	ln -sf $(SHLIB) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmq.so
 	install -m 644 lib/mq.h $(DESTDIR)$(INCLUDEDIR)/mq.h
+	rm -f $(BUILD)/mq.pc
+	$(MAKE) BUILD=$(BUILD) PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) \
+		INCLUDEDIR=$(INCLUDEDIR) $(BUILD)/mq.pc
 	install -m 644 $(BUILD)/mq.pc $(DESTDIR)$(PKGCONFIGDIR)/mq.pc
 	install -m 644 contrib/systemd/mq-watch@.service $(DESTDIR)$(SYSTEMDDIR)
 

@@ -56,6 +56,7 @@ struct sender {
 	int quiet;
 	struct mq_draft *group[GROUP_MAX];
 	size_t n;
+	int stdout_failed;
 };
 
 static int
@@ -80,9 +81,10 @@ commit(struct sender *s)
 		errno = err;
 		return -1;
 	}
-	/* The messages are sent; only their ids could not be told, which
-	 * main reports once, at its final flush. */
+	/* The messages are sent; only their ids could not be told. */
 	if (!s->quiet && fflush(stdout) == EOF) {
+		cli_warn("stdout", errno);
+		s->stdout_failed = 1;
 		errno = EIO;
 		return -1;
 	}
@@ -103,7 +105,9 @@ send_whole(struct sender *s, int fd, const char *name)
 	if (mq_draft_copy(d, fd, &input_failed) == -1) {
 		err = errno;
 		mq_draft_free(d);
-		cli_warn(input_failed ? name : s->queue, err);
+		/* An input too large for the queue is the input's fault. */
+		cli_warn(input_failed || err == MQ_ETOOBIG ? name : s->queue,
+		    err);
 		return err == EISDIR ? 66 : mq_exit_status(err);
 	}
 	s->group[s->n++] = d;
@@ -366,5 +370,5 @@ main(int argc, char *argv[])
 			break;
 	}
 	mq_close(s.q);
-	return cli_flush(status);
+	return s.stdout_failed ? status : cli_flush(status);
 }

@@ -70,13 +70,19 @@ check_seq(struct fsck *f)
 	uint64_t first;
 	int rc = 0;
 
-	if (faccessat(f->q->fd, "seq", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+	struct stat st;
+
+	if (fstatat(f->q->fd, "seq", &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		/* Reading it is enough; reserving nothing changes nothing. */
-		if (mq_seq_peek(f->q, &first) == 0)
+		if (S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+		    mq_seq_peek(f->q, &first) == 0)
 			return;
-		if (f->fix && (rc = unlinkat(f->q->fd, "seq", 0)) == 0)
+		if (f->fix && (rc = unlinkat(f->q->fd, "seq",
+		    S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0)) == 0)
 			rc = mq_seq_create(f->q);
-		report(f, "seq", "malformed sequence counter",
+		report(f, "seq", st.st_nlink > 1 && S_ISREG(st.st_mode) ?
+		    "sequence counter shared with another file (hard link)" :
+		    "malformed sequence counter",
 		    "rebuild it past every id present", rc);
 		return;
 	}
@@ -91,6 +97,31 @@ check_config(struct fsck *f)
 {
 	struct mq_config c;
 
+	char buf[65536];
+	struct stat st;
+	ssize_t n;
+	int fd, rc = 0;
+
+	/* A config hard-linked from elsewhere changes when that file does:
+	 * give the queue its own copy. */
+	if (fstatat(f->q->fd, "config", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		if (f->fix) {
+			rc = -1;
+			fd = openat(f->q->fd, "config", O_RDONLY | O_NOFOLLOW |
+			    O_NONBLOCK | O_CLOEXEC);
+			if (fd != -1) {
+				n = mq_read_full(fd, buf, sizeof(buf));
+				close(fd);
+				if (n >= 0)
+					rc = mq_write_file(f->q, "config", buf,
+					    (size_t)n, 1);
+			}
+		}
+		report(f, "config", "shared with another file (hard link)",
+		    "give the queue its own copy", rc);
+		return;
+	}
 	/* A config cannot be repaired without guessing what was meant. */
 	if (mq_config(f->q, &c) == -1) {
 		int fix = f->fix;
@@ -115,13 +146,23 @@ check_tmp(struct fsck *f)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
-		    fstatat(tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-		    st.st_mtime >= cutoff)
+		    fstatat(tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			continue;
 		snprintf(rel, sizeof(rel), "tmp/%s", de->d_name);
+		/* Producers write only regular files here, each under one
+		 * name: anything else was planted, whatever its age. */
+		if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
+			if (f->fix)
+				rc = unlinkat(tmpfd, de->d_name,
+				    S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+			report(f, rel, "not a file a producer writes",
+			    "remove it (it was never sent)", rc);
+			continue;
+		}
+		if (st.st_mtime >= cutoff)
+			continue;
 		if (f->fix)
-			rc = unlinkat(tmpfd, de->d_name,
-			    S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+			rc = unlinkat(tmpfd, de->d_name, 0);
 		report(f, rel, "stale temporary file of a killed producer",
 		    "remove it (it was never sent)", rc);
 	}

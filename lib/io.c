@@ -134,6 +134,10 @@ mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 	saved = errno;
 	if (saved == ENOENT && moved(ofd, from, nfd, to))
 		return 0;
+	/* Both names of one file: a rename whose removal a power cut undid
+	 * on a filesystem without a journal.  Finish it. */
+	if (saved == EEXIST && same_file(ofd, from, nfd, to))
+		return unlinkat(ofd, from, 0) == -1 && errno != ENOENT ? -1 : 0;
 	if (saved != EINVAL && saved != ENOSYS) {
 		errno = saved;
 		return -1;

@@ -218,7 +218,7 @@ planted() {
 	find "$Q/tmp" -mindepth 1 -maxdepth 1 -exec touch -h -d '3 days ago' {} +
 	run --separate-stderr timeout 10 mq-fsck "$Q"
 	assert_failure 1
-	assert_output --partial "tmp/1.2.symlink: stale temporary file"
+	assert_output --partial "tmp/1.2.symlink: not a file a producer writes"
 	# A new bucket makes mq-send clean stale drafts; so does mq-init.
 	run timeout 10 mq-init "$Q"
 	assert_success
