@@ -346,6 +346,8 @@ main(int argc, char *argv[])
 		cli_warn(s.queue, err);
 		return mq_exit_status(err);
 	}
+	if (records)
+		mq_send_ahead(s.q, GROUP_MAX);
 	for (i = optind; i < argc || i == optind; i++) {
 		if (i == argc || strcmp(argv[i], "-") == 0) {
 			fd = 0;

@@ -43,6 +43,9 @@ struct mq_queue {
 	mode_t dir_mode;
 	int remote;			/* -1 not yet known */
 	off_t lock_off;			/* this queue's byte in message locks */
+	unsigned seq_ahead;		/* ids to take at a time (mq_send_ahead) */
+	uint64_t seq_next;		/* next of the ids taken, ... */
+	unsigned seq_left;		/* ... and how many are left */
 	int have_config;
 	struct mq_config config;
 	struct mq_pubkey *trusted;

@@ -162,6 +162,12 @@ mq_umask(void)
 	return mask;
 }
 
+void
+mq_send_ahead(struct mq_queue *q, unsigned n)
+{
+	q->seq_ahead = n;
+}
+
 struct mq_draft *
 mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
 {
@@ -209,8 +215,14 @@ mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
 			goto fail;
 		}
 	}
-	if (mq_seq_reserve(q, 1, &d->seq) == -1)
-		goto fail;
+	if (q->seq_left == 0) {
+		unsigned n = q->seq_ahead > 1 ? q->seq_ahead : 1;
+		if (mq_seq_reserve(q, n, &q->seq_next) == -1)
+			goto fail;
+		q->seq_left = n;
+	}
+	d->seq = q->seq_next++;
+	q->seq_left--;
 	mq_id_format(d->seq, d->id);
 	if (pid == 0)
 		pid = getpid();
