@@ -225,7 +225,9 @@ cmp_entry(const void *a, const void *b)
 {
 	const struct mq_ready *x = a, *y = b;
 
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return x->n < y->n ? -1 : x->n > y->n;
 }
 
 /* Read the valid names of one bucket, sorted oldest first. */
@@ -508,6 +510,26 @@ fail:
 	return -1;
 }
 
+/* Two ready names of one id (ID.N and ID.N+1) are one file twice when a
+ * power cut undid the removal half of a claim's rename on a filesystem
+ * without a journal, and the lease was then taken back: remove the older
+ * name so the message is delivered once.  Returns 1 when it did. */
+static int
+drop_twin(int bucketfd, const struct mq_ready *old, const struct mq_ready *new)
+{
+	char a[MQ_NAME_MAX], b[MQ_NAME_MAX], id[MQ_ID_SIZE];
+	struct stat sa, sb;
+
+	mq_id_format(old->seq, id);
+	snprintf(a, sizeof(a), "%s.%u", id, old->n);
+	snprintf(b, sizeof(b), "%s.%u", id, new->n);
+	if (fstatat(bucketfd, a, &sa, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    fstatat(bucketfd, b, &sb, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    sa.st_ino != sb.st_ino || sa.st_dev != sb.st_dev)
+		return 0;
+	return unlinkat(bucketfd, a, 0) == 0;
+}
+
 /* Claim from one bucket.  Returns 1 claimed, 0 nothing claimable, -1. */
 static int
 claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
@@ -544,8 +566,12 @@ claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
 		free(e);
 		return errno == ENOENT ? 0 : -1;
 	}
-	for (i = 0; i < count && rc == 0; i++)
+	for (i = 0; i < count && rc == 0; i++) {
+		if (i + 1 < count && e[i + 1].seq == e[i].seq &&
+		    drop_twin(bucketfd, &e[i], &e[i + 1]))
+			continue;
 		rc = try_claim(q, cfg, bucketfd, &e[i], lease_s, keep_lock, m);
+	}
 	close(bucketfd);
 	free(e);
 	return rc;

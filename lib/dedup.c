@@ -5,7 +5,7 @@
  * QUEUE/keys/HASH (HASH: 128-bit BLAKE2b of the key, so any key text is a
  * safe name) is created with O_EXCL before the message is written:
  * of concurrent senders with one key exactly one create succeeds.  The
- * winner writes "pending PID" into it, and the message id once the
+ * winner writes "pending PID HOST" into it, and the message id once the
  * message is committed; the others wait for that id and report it.  A
  * key whose id is older than the queue's dedup window, or whose pending
  * sender has died, is taken over by renaming it away first, which again
@@ -29,6 +29,9 @@
 #define WAIT_STEP_NS 10000000L
 #define WAIT_MAX_STEPS 3000
 #define PENDING_MAX_S 3600
+/* A pending key of another host cannot be checked for life: it is taken
+ * over once it is this old. */
+#define PENDING_FOREIGN_S 60
 
 static int
 keys_dir(struct mq_queue *q)
@@ -56,6 +59,20 @@ mq_dedup_name(const char *key, char name[MQ_DEDUP_NAME_SIZE])
 	sodium_bin2hex(name, MQ_DEDUP_NAME_SIZE, h, sizeof(h));
 }
 
+/* This host's name, which with a pid names a pending sender: on a queue
+ * shared over NFS another host's pids mean nothing here. */
+static const char *
+host(void)
+{
+	static char name[64];
+
+	if (name[0] == '\0' && (gethostname(name, sizeof(name)) == -1 ||
+	    name[0] == '\0'))
+		strcpy(name, "localhost");
+	name[sizeof(name) - 1] = '\0';
+	return name;
+}
+
 /* Take a key that is no longer valid: only one renamer wins. */
 static void
 take_over(int kfd, const char *name)
@@ -72,7 +89,7 @@ mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
     char name[MQ_DEDUP_NAME_SIZE], char dup_id[MQ_ID_SIZE])
 {
 	const struct timespec step = { 0, WAIT_STEP_NS };
-	char buf[64];
+	char buf[128], owner[64];
 	struct stat st;
 	uint64_t seq;
 	ssize_t n;
@@ -87,8 +104,8 @@ mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
 		fd = openat(kfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC, q->file_mode);
 		if (fd != -1) {
-			n = snprintf(buf, sizeof(buf), "pending %ld\n",
-			    (long)getpid());
+			n = snprintf(buf, sizeof(buf), "pending %ld %s\n",
+			    (long)getpid(), host());
 			if (fchmod(fd, q->file_mode) == -1 ||
 			    mq_write_all(fd, buf, (size_t)n) == -1) {
 				saved = errno;
@@ -128,9 +145,11 @@ mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
 			take_over(kfd, name);
 			continue;
 		}
-		if (sscanf(buf, "pending %ld", &pid) == 1 && pid > 0 &&
+		if (sscanf(buf, "pending %ld %63s", &pid, owner) == 2 &&
+		    pid > 0 && (strcmp(owner, host()) != 0 ?
+		    now - st.st_mtime < PENDING_FOREIGN_S :
 		    now - st.st_mtime < PENDING_MAX_S &&
-		    (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+		    (kill((pid_t)pid, 0) == 0 || errno == EPERM))) {
 			nanosleep(&step, NULL);
 			continue;
 		}

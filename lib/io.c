@@ -97,7 +97,11 @@ mq_mkdirat(struct mq_queue *q, int dirfd, const char *name)
 {
 	if (mkdirat(dirfd, name, q->dir_mode & 0777) == -1)
 		return errno == EEXIST ? 0 : -1;
-	return fchmodat(dirfd, name, q->dir_mode, 0);
+	/* A bucket can be emptied and removed by a consumer at once; the
+	 * caller's next rename finds that out and makes it again. */
+	if (fchmodat(dirfd, name, q->dir_mode, 0) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
 }
 
 static int

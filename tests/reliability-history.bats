@@ -14,7 +14,7 @@ setup() {
 	mq-init --lease 2 --max-attempts 1000 "$Q"
 	# Seconds of chaos: each program start costs several milliseconds
 	# more under AddressSanitizer, so runs are shorter there.
-	CHAOS=10 FIFO=8
+	CHAOS=${HISTORY_CHAOS:-10} FIFO=8
 	if under_asan; then CHAOS=6 FIFO=5; fi
 }
 teardown() { bg_cleanup; }

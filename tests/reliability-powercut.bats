@@ -313,10 +313,11 @@ rounds() {
 # kind of operation, the power cut right after it.
 mixed() {
 	local s=${PC_SEED:-1000}
-	rounds "$1" "$s random:20 op_send" "$((s + 1)) random:20 op_batch" \
-	    "$((s + 2)) random:20 op_claim op_settle_ack" \
-	    "$((s + 3)) random:20 op_claim op_settle_retry" \
-	    "$((s + 4)) random:20 op_claim op_settle_delay"
+	local k=${PC_OPS:-20}
+	rounds "$1" "$s random:$k op_send" "$((s + 1)) random:$k op_batch" \
+	    "$((s + 2)) random:$k op_claim op_settle_ack" \
+	    "$((s + 3)) random:$k op_claim op_settle_retry" \
+	    "$((s + 4)) random:$k op_claim op_settle_delay"
 }
 
 @test "reliability: power cut on ext4 (journal) after sends, claims, acks and retries" {

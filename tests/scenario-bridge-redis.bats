@@ -15,6 +15,8 @@ setup() {
 	setup_mq
 	T=$BATS_TEST_TMPDIR
 	PATH="$BATS_TEST_DIRNAME/../contrib/bridges:$PATH"
+	# Where a killed redis-to-mq leaves its scratch directory.
+	export TMPDIR="$T"
 	N=10000
 	if under_asan; then N=1000; fi
 	need_redis
@@ -61,7 +63,7 @@ start_redis() {
 
 r() { redis-cli -p "$PORT" "$@"; }
 
-# children PID: the pids of PID's live (not zombie) children, from /proc.
+# children PID: the pids of PID's children, zombies included, from /proc.
 children() {
 	local f line rest
 	for f in /proc/[0-9]*/stat; do
@@ -69,38 +71,33 @@ children() {
 		rest=${line##*) }
 		# shellcheck disable=SC2086 # split into the fields of stat
 		set -- "$1" $rest
-		[ "$3" = "$1" ] && [ "$2" != Z ] && echo "${f//[!0-9]/}"
+		[ "$3" = "$1" ] && echo "${f//[!0-9]/}"
 	done
 	return 0
 }
 
-# crash_while PID COMM VAR: SIGKILL PID at a moment when one of its
-# children is the program COMM, so that the child finishes what it was
-# handing on and PID never settles it.  PID is stopped while its children
-# are looked at, so none starts or is settled behind our back; the child
-# is stopped only while its environment is read, since a stopped member
-# of a group orphaned by PID's death would be sent SIGHUP.  Prints the
-# child's pid and the value of VAR in its environment.
-crash_while() {
-	local pid=$1 comm=$2 var=$3 i c value
-	for ((i = 0; i < 2000; i++)); do
+# crash_forwarder PID: SIGKILL the forwarding mq-watch PID once it has
+# started a handler for the message it holds, so that the handler adds
+# the message to the stream (or has added it: a handler that has exited
+# stays a zombie while PID is stopped) and PID never acks it.  PID is
+# stopped while that is checked.  Prints the message's id, from its lease
+# in cur/.
+crash_forwarder() {
+	local pid=$1 i c lease
+	for ((i = 0; i < 500; i++)); do
 		kill -STOP "$pid"
 		for c in $(children "$pid"); do
-			[ "$(cat "/proc/$c/comm" 2>/dev/null)" = "$comm" ] &&
-			    kill -STOP "$c" 2>/dev/null || continue
-			# A child already on its way out is no use.
-			value=$(tr '\0' '\n' 2>/dev/null <"/proc/$c/environ" |
-			    sed -n "s/^$var=//p")
-			kill -CONT "$c"
-			[ -n "$value" ] || continue
+			[ "$(cat "/proc/$c/comm" 2>/dev/null)" = mq-to-redis ] ||
+			    continue
+			lease=$(find "$T/outbox/cur" -type f -printf '%f\n')
 			kill -KILL "$pid"
-			echo "$c $value"
+			echo "${lease%%.*}"
 			return 0
 		done
 		kill -CONT "$pid"
-		sleep 0.005
+		sleep 0.01
 	done
-	echo "never saw $comm under $pid" >&2
+	echo "the forwarder never ran a handler" >&2
 	return 1
 }
 
@@ -195,9 +192,8 @@ crash_reverse() {
 	# The forwarder dies while a handler is adding a message to the
 	# stream: the message will be there but is not acked in the spool.
 	wait_for 90 stream_has $((N * 7 / 10))
-	read -r handler crash_id < <(crash_while "$(bg_pid fwd)" mq-to-redis MQ_ID)
+	crash_id=$(crash_forwarder "$(bg_pid fwd)")
 	is_id "$crash_id"
-	wait_for 10 gone "$handler"
 	bg_start fwd2 mq-watch "$T/outbox" -- mq-to-redis ev
 
 	wait_for 150 done_all

@@ -484,17 +484,18 @@ injected() {
 key_pending() { grep -qs '^pending' "$Q"/keys/*; }
 
 # Hosts do not share pids: a pending idempotency key recorded by a sender
-# on one host cannot be judged by whether that pid lives on another.  A
-# pid namespace stands in for the other host.
+# on one host cannot be judged by whether that pid lives on another.  Pid
+# and UTS namespaces (pids and a host name of its own) stand in for the
+# other host.
 @test "scenario-nfs: mq-send -k on two hosts: a key pending on one host is waited for on the other" {
-	unshare -pf true 2>/dev/null ||
-	    skip "pid namespaces are not allowed here (unshare -p needs CAP_SYS_ADMIN)"
+	unshare -pfu true 2>/dev/null ||
+	    skip "pid and UTS namespaces are not allowed here (unshare -pu needs CAP_SYS_ADMIN)"
 	# The first sender holds the key while it waits for its body.
 	bg_start first sh -c '{ until [ -f "$1/go" ]; do sleep 0.05; done
 	    printf first; } | mq-send -k order-7 "$2"' _ "$T" "$Q"
 	wait_for 10 key_pending
-	bg_start second unshare -pf sh -c 'printf second | mq-send -k order-7 "$1"' \
-	    _ "$Q"
+	bg_start second unshare -pfu sh -c 'hostname "mq-test-b.$$" &&
+	    printf second | mq-send -k order-7 "$1"' _ "$Q"
 	# Give the second sender time to look at the key.
 	sleep 1
 	touch "$T/go"
