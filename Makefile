@@ -101,9 +101,11 @@ lint:
 bench: all
 	sh bench/run.sh
 
-# Tests against heavy peers (RabbitMQ), not part of check.
+# Tests against heavy peers (RabbitMQ), and the Redis round trip at its
+# full 10,000 messages (make check sends 2,000); not part of check.
 test-long: all
-	TESTS="$(wildcard tests/long/*.bats)" MQ_BIN=build/bin sh tests/run.sh
+	BRIDGE_N=10000 TESTS="tests/scenario-bridge-redis.bats \
+		$(wildcard tests/long/*.bats)" MQ_BIN=build/bin sh tests/run.sh
 
 # Long reliability runs (bounded by STRESS_TIME seconds).
 STRESS_TIME ?= 300

@@ -201,7 +201,7 @@ op_extend(struct mq_queue *q, const char *name, void *arg)
 	    a->deadline);
 	if (strcmp(to, name) == 0)
 		return 0;
-	if (mq_move(curfd, name, curfd, to) == -1)
+	if (mq_move_unique(curfd, name, curfd, to) == -1)
 		return -1;
 	if (a->name_out != NULL)
 		strcpy(a->name_out, to);

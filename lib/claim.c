@@ -485,7 +485,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	    m->attempt, token);
 	snprintf(m->lease_name, sizeof(m->lease_name), "%s.%019" PRId64,
 	    m->receipt, m->deadline_ns);
-	if (mq_move(bucketfd, name, curfd, m->lease_name) == -1) {
+	if (mq_move_unique(bucketfd, name, curfd, m->lease_name) == -1) {
 		saved = errno;
 		mq_msg_close(m);
 		errno = saved;

@@ -122,7 +122,8 @@ stage_one(const char *path, void *arg)
 	mq_id_format(seq, id);
 	snprintf(link, sizeof(link), "fan.%s.%s", st->topic_id, id);
 	if (linkat(st->topic->dirfd[MQ_DIR_TMP], st->tmp_name, tmpfd, link,
-	    0) == -1) {
+	    0) == -1 && !(errno == EEXIST &&
+	    mq_linked(st->topic->dirfd[MQ_DIR_TMP], st->tmp_name, tmpfd, link))) {
 		if (errno != EXDEV || copy_into(st->topic->dirfd[MQ_DIR_TMP],
 		    st->tmp_name, tmpfd, link, s->file_mode) == -1)
 			goto done;

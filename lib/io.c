@@ -121,6 +121,23 @@ same_file(int ofd, const char *from, int nfd, const char *to)
  * target is there, or a link answering EEXIST with the target already the
  * source's inode, succeeded, as Postfix's sane_rename reasons.  Every
  * target libmq renames to is a name no other process chooses. */
+/* After a link answered EEXIST: did our own (retransmitted) link make
+ * the target?  Targets are names no one else chooses, so the source
+ * having a second name, wherever a consumer has moved it since, says so. */
+int
+mq_linked(int ofd, const char *from, int nfd, const char *to)
+{
+	struct stat st;
+
+	if (same_file(ofd, from, nfd, to) ||
+	    (fstatat(ofd, from, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_nlink > 1))
+		return 1;
+	/* Gone again: a consumer took it and settled it already. */
+	return fstatat(nfd, to, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
+	    errno == ENOENT;
+}
+
 static int
 moved(int ofd, const char *from, int nfd, const char *to)
 {
@@ -150,7 +167,11 @@ mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 		saved = errno;
 		if (saved == ENOENT && moved(ofd, from, nfd, to))
 			return 0;
-		if (saved != EEXIST || !same_file(ofd, from, nfd, to)) {
+		/* A FUSE or NFS link that worked can answer ENOENT once a
+		 * consumer has moved the new name on. */
+		if (saved == ENOENT && same_file(ofd, from, nfd, to))
+			saved = EEXIST;
+		if (saved != EEXIST || !mq_linked(ofd, from, nfd, to)) {
 			errno = saved;
 			return -1;
 		}
@@ -162,6 +183,19 @@ mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 		return -1;
 	}
 	return 0;
+}
+
+/* Rename to a name that holds random bits no other process chooses (a
+ * lease): a plain rename cannot replace anything, and unlike the link
+ * that stands in for RENAME_NOREPLACE on NFS it succeeds for only one of
+ * several processes moving one file.  Synced like mq_move. */
+int
+mq_move_unique(int ofd, const char *from, int nfd, const char *to)
+{
+	if (renameat(ofd, from, nfd, to) == -1 &&
+	    !(errno == ENOENT && moved(ofd, from, nfd, to)))
+		return -1;
+	return fsync(nfd);
 }
 
 /* Move a message between state folders and sync the destination before

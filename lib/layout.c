@@ -51,9 +51,10 @@ mq_is_remote(struct mq_queue *q)
 
 	if (q->remote != -1)
 		return q->remote;
-	q->remote = 0;
+	q->remote = 1;
 	if (getenv("MQ_POLL") != NULL || fstatfs(q->fd, &sf) == -1)
-		q->remote = 1;
+		return q->remote;
+	q->remote = 0;
 	for (i = 0; i < sizeof(remote_fs) / sizeof(remote_fs[0]); i++)
 		if ((unsigned long)sf.f_type == remote_fs[i])
 			q->remote = 1;

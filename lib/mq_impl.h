@@ -98,6 +98,8 @@ ssize_t mq_read_full(int fd, void *buf, size_t n);
 int mq_fsync_dirat(int dirfd, const char *name);
 int mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to);
 int mq_move(int ofd, const char *from, int nfd, const char *to);
+int mq_move_unique(int ofd, const char *from, int nfd, const char *to);
+int mq_linked(int ofd, const char *from, int nfd, const char *to);
 
 int mq_tmp_clean(struct mq_queue *q, unsigned max_age_s);
 mode_t mq_umask(void);

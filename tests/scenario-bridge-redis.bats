@@ -17,7 +17,7 @@ setup() {
 	PATH="$BATS_TEST_DIRNAME/../contrib/bridges:$PATH"
 	# Where a killed redis-to-mq leaves its scratch directory.
 	export TMPDIR="$T"
-	N=10000
+	N=${BRIDGE_N:-10000}
 	if under_asan; then N=1000; fi
 	need_redis
 	start_redis

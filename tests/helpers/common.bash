@@ -5,7 +5,8 @@ bats_load_library bats-support
 bats_load_library bats-assert
 
 setup_mq() {
-	top="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+	# The repository's top, from tests/ or a folder below it.
+	top="$(cd "$BATS_TEST_DIRNAME/.." && { [ -f Makefile ] || cd ..; } && pwd)"
 	PATH="$top/${MQ_BIN:-build/bin}:$PATH"
 	export PATH
 	export MQ_ROOT="$BATS_TEST_TMPDIR/root"

@@ -21,6 +21,10 @@
  *                             writing, or LOCK_SH on one not open for
  *                             reading, fails with EBADF
  *   NFS_SHIM_MTIME=S          stat() times truncated to multiples of S s
+ *   NFS_SHIM_LATENCY_US=U     every rename, link, unlink and byte-range
+ *                             lock call answers U microseconds after it
+ *                             was done, as a reply from the server comes
+ *                             a round trip later
  *   NFS_SHIM_LOG=FILE         one line appended per injected failure
  *
  * Counting is per process: N=1 fails every call, N=3 every third.
@@ -29,11 +33,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static long rename_calls, link_calls, unlink_calls;
@@ -88,10 +94,30 @@ real(const char *sym)
 	return p;
 }
 
+static void
+round_trip(void)
+{
+	long us = every("NFS_SHIM_LATENCY_US");
+	struct timespec ts;
+
+	if (us <= 0)
+		return;
+	ts.tv_sec = us / 1000000;
+	ts.tv_nsec = us % 1000000 * 1000;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* The reply to a call that returned rc: late, and for every Nth call
+ * that succeeded, the error a retransmission would get. */
 static int
 lie(int rc, const char *var, long *calls, int err, const char *what,
     const char *name)
 {
+	int saved = errno;
+
+	round_trip();
+	errno = saved;
 	if (rc != 0 || !due(var, calls))
 		return rc;
 	note(what, name);
@@ -200,6 +226,59 @@ flock(int fd, int op)
 		}
 	}
 	return f(fd, op);
+}
+
+/* Testing and taking a lock are each a request to the server (NLM or
+ * NFSv4), so another client can come in between the two. */
+static int
+lock_cmd(int cmd)
+{
+	return cmd == F_GETLK || cmd == F_SETLK || cmd == F_SETLKW ||
+	    cmd == F_OFD_GETLK || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW;
+}
+
+static int
+late_fcntl(int (*f)(int, int, ...), int fd, int cmd, void *arg)
+{
+	int rc, saved;
+
+	rc = f(fd, cmd, arg);
+	if (lock_cmd(cmd)) {
+		saved = errno;
+		round_trip();
+		errno = saved;
+	}
+	return rc;
+}
+
+int
+fcntl(int fd, int cmd, ...)
+{
+	static int (*f)(int, int, ...);
+	va_list ap;
+	void *arg;
+
+	if (f == NULL)
+		f = real("fcntl");
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return late_fcntl(f, fd, cmd, arg);
+}
+
+int
+fcntl64(int fd, int cmd, ...)
+{
+	static int (*f)(int, int, ...);
+	va_list ap;
+	void *arg;
+
+	if (f == NULL)
+		f = real("fcntl64");
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return late_fcntl(f, fd, cmd, arg);
 }
 
 static void
