@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 load helpers/common
+load helpers/readonly
 
 setup() { setup_mq; }
 
@@ -66,40 +67,6 @@ json_headers() {
 for l in sys.stdin:
     print(json.dumps(json.loads(l)["headers"], separators=(",", ":")))'
 	fi
-}
-
-ro_setup() {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to create a user"
-	command -v useradd >/dev/null || skip "no useradd"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	RO_USER="mqls$$"
-	RO_GROUP="mqlsg$$"
-	echo "$RO_USER $RO_GROUP" >"$BATS_TEST_TMPDIR/ro.made"
-	groupadd "$RO_GROUP"
-	useradd -M -N -g "$RO_GROUP" -s /bin/sh "$RO_USER"
-	RO_DIR=$(mktemp -d /tmp/mq-ro.XXXXXX)
-	echo "$RO_DIR" >>"$BATS_TEST_TMPDIR/ro.made"
-	chmod 755 "$RO_DIR"
-}
-
-ro_cleanup() {
-	local f="$BATS_TEST_TMPDIR/ro.made" u g d
-	[ -f "$f" ] || return 0
-	{ read -r u g; read -r d || true; } <"$f"
-	userdel "$u" 2>/dev/null || true
-	groupdel "$g" 2>/dev/null || true
-	[ -n "${d:-}" ] && [[ $d == /tmp/mq-ro.* ]] && rm -rf "$d"
-	rm -f "$f"
-}
-
-as_ro() {
-	setpriv --reuid "$RO_USER" --regid "$RO_GROUP" --init-groups \
-	    env PATH="$PATH" MQ_ROOT="$MQ_ROOT" ASAN_OPTIONS="$ASAN_OPTIONS" \
-	    UBSAN_OPTIONS="$UBSAN_OPTIONS" "$@"
-}
-
-tree_snapshot() {
-	find "$1" -printf '%p %y %s %m %g %T@ %C@\n' | sort
 }
 
 @test "mq-ls: an empty queue lists nothing" {
