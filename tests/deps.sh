@@ -2,7 +2,12 @@
 # Install what building and testing mq needs, on Debian or Ubuntu: as root
 # through apt-get, otherwise print the command to run.
 set -u
-pkgs="pkg-config libsodium-dev zlib1g-dev bats bats-assert bats-support mandoc clang"
+# Build: pkg-config, libsodium, zlib.  Tests: bats and its libraries,
+# mandoc (man page lint), clang (fuzzing), strace (crash and fault
+# injection), valgrind (leaks), python3 (the history checker), jq,
+# e2fsprogs and xfsprogs (power cuts), redis-server (the bridge test).
+pkgs="pkg-config libsodium-dev zlib1g-dev bats bats-assert bats-support mandoc
+clang strace valgrind python3 jq e2fsprogs xfsprogs redis-server"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
