@@ -89,7 +89,7 @@ mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
     char name[MQ_DEDUP_NAME_SIZE], char dup_id[MQ_ID_SIZE])
 {
 	const struct timespec step = { 0, WAIT_STEP_NS };
-	char buf[128], owner[64];
+	char buf[128], owner[64], last[128] = "";
 	struct stat st;
 	uint64_t seq;
 	ssize_t n;
@@ -158,7 +158,15 @@ mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
 			nanosleep(&step, NULL);
 			continue;
 		}
+		/* Its sender may have written the id and exited since the
+		 * read: take over only what is still the same after a look
+		 * again. */
+		if (strcmp(buf, last) != 0) {
+			snprintf(last, sizeof(last), "%s", buf);
+			continue;
+		}
 		take_over(kfd, name);
+		last[0] = '\0';
 	}
 	errno = ETIMEDOUT;
 fail:
