@@ -73,6 +73,40 @@ host(void)
 	return name;
 }
 
+/* Deciding about a key, and writing the id into it, happen under an OFD
+ * lock on keys/.lock: a sender that judged a key stale can then not take
+ * it over just as its owner writes the id.  Waiting is done unlocked. */
+static int
+keys_lock(struct mq_queue *q, int kfd)
+{
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd;
+
+	fd = openat(kfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    q->file_mode);
+	if (fd == -1)
+		return -1;
+	while (fcntl(fd, F_OFD_SETLKW, &lk) == -1)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+static void
+wait_unlocked(int lfd)
+{
+	const struct timespec step = { 0, WAIT_STEP_NS };
+	struct flock lk = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	fcntl(lfd, F_OFD_SETLK, &lk);
+	nanosleep(&step, NULL);
+	lk.l_type = F_WRLCK;
+	while (fcntl(lfd, F_OFD_SETLKW, &lk) == -1 && errno == EINTR)
+		;
+}
+
 /* Take a key that is no longer valid: only one renamer wins. */
 static void
 take_over(int kfd, const char *name)
@@ -88,17 +122,22 @@ int
 mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
     char name[MQ_DEDUP_NAME_SIZE], char dup_id[MQ_ID_SIZE])
 {
-	const struct timespec step = { 0, WAIT_STEP_NS };
 	char buf[128], owner[64], last[128] = "";
 	struct stat st;
 	uint64_t seq;
 	ssize_t n;
 	long pid;
-	int kfd, fd, i, saved;
+	int kfd, lfd, fd, i, saved;
 	time_t now;
 
 	if (mq_sodium_init() == -1 || (kfd = keys_dir(q)) == -1)
 		return -1;
+	if ((lfd = keys_lock(q, kfd)) == -1) {
+		saved = errno;
+		close(kfd);
+		errno = saved;
+		return -1;
+	}
 	mq_dedup_name(key, name);
 	for (i = 0; i < WAIT_MAX_STEPS; i++) {
 		fd = openat(kfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -111,11 +150,13 @@ mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
 				saved = errno;
 				close(fd);
 				unlinkat(kfd, name, 0);
+				close(lfd);
 				close(kfd);
 				errno = saved;
 				return -1;
 			}
 			close(fd);
+			close(lfd);
 			close(kfd);
 			return 0;
 		}
@@ -134,28 +175,31 @@ mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
 			goto fail;
 		buf[n] = '\0';
 		now = time(NULL);
-		if (n == 17 && buf[16] == '\n') {
-			buf[16] = '\0';
-			if (mq_id_parse(buf, &seq) == 0 &&
-			    now - st.st_mtime < (time_t)window_s) {
+		/* An id (a "pending" line can be 17 bytes too). */
+		if (n == 17 && buf[16] == '\n' &&
+		    (buf[16] = '\0', mq_id_parse(buf, &seq) == 0)) {
+			if (now - st.st_mtime < (time_t)window_s) {
 				memcpy(dup_id, buf, MQ_ID_SIZE);
+				close(lfd);
 				close(kfd);
 				return 1;
 			}
 			take_over(kfd, name);
 			continue;
 		}
+		if (n == 17)
+			buf[16] = '\n';
 		if (sscanf(buf, "pending %ld %63s", &pid, owner) == 2 &&
 		    pid > 0 && (strcmp(owner, host()) != 0 ?
 		    now - st.st_mtime < PENDING_FOREIGN_S :
 		    now - st.st_mtime < PENDING_MAX_S &&
 		    (kill((pid_t)pid, 0) == 0 || errno == EPERM))) {
-			nanosleep(&step, NULL);
+			wait_unlocked(lfd);
 			continue;
 		}
 		/* Empty: its sender is between create and write. */
 		if (n == 0 && now - st.st_mtime < 10) {
-			nanosleep(&step, NULL);
+			wait_unlocked(lfd);
 			continue;
 		}
 		/* Its sender may have written the id and exited since the
@@ -171,6 +215,7 @@ mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
 	errno = ETIMEDOUT;
 fail:
 	saved = errno;
+	close(lfd);
 	close(kfd);
 	errno = saved;
 	return -1;
@@ -200,18 +245,24 @@ mq_dedup_settle(struct mq_queue *q, const char *name, const char *id,
 {
 	char line[MQ_ID_SIZE + 1];
 	uint64_t seq;
-	int kfd, fd, rc;
+	int kfd, lfd, fd, rc;
 
 	if ((kfd = keys_dir(q)) == -1)
 		return -1;
+	if ((lfd = keys_lock(q, kfd)) == -1) {
+		close(kfd);
+		return -1;
+	}
 	fd = openat(kfd, name, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
+		close(lfd);
 		close(kfd);
 		return -1;
 	}
 	snprintf(line, sizeof(line), "%s\n", id);
 	rc = mq_write_all(fd, line, MQ_ID_SIZE);
 	close(fd);
+	close(lfd);
 	/* Every 64th id, look for keys whose window has passed. */
 	if (mq_id_parse(id, &seq) == 0 && (seq & 63) == 0)
 		prune(kfd, window_s);
