@@ -22,6 +22,7 @@
 #                       must be on the disk being measured)
 #   BENCH_PROFILE=1     also run bench/profile.sh (strace, callgrind)
 #   BENCH_TABLE=FILE    also write the table to FILE
+#   BENCH_GOALS="1 7"   run only these goals (1-7, codec; default all)
 #   CC=cc
 set -u
 LC_ALL=C
@@ -155,6 +156,8 @@ field() { echo "$1" | awk -v n="$2" '{ print $n }'; }
 ms() { calc "$1 / 1000" "${2:-3}"; }
 init() { "$BIN/mq-init" "$1" >/dev/null || say "mq-init $1 failed"; }
 churn() { $DRIVE churn "$1" "$CHURN" 20 >/dev/null; }
+# want GOAL: run this goal's section (BENCH_GOALS lists them; default all).
+want() { case " ${BENCH_GOALS:-1 2 3 4 5 6 7 codec} " in *" $1 "*) ;; *) return 1 ;; esac; }
 
 mkbody() { # FILE BYTES: printable, no spaces or newline
 	awk -v n="$2" 'BEGIN { srand(7); s = "";
@@ -167,6 +170,7 @@ BODY=$(cat "$W/body")
 say "mode $mode; work directory $W; redis port ${PORT:-none}"
 
 # ---- goal 1: depth ----------------------------------------------------
+if want 1; then
 say "goal 1: depth $DEPTH vs $SHALLOW"
 init "$W/shallow"
 init "$W/deep"
@@ -217,7 +221,10 @@ else
 fi
 rm -rf "$W/deep" "$W/dq-deep" "$W/shallow" "$W/dq-shallow"
 
+fi
+
 # ---- goal 2: one process per durable message ---------------------------
+if want 2; then
 say "goal 2: process per message ($RUNS runs each)"
 init "$W/p"
 mkdir -p "$W/floor-new"
@@ -294,7 +301,10 @@ row "2 mq-send --version vs /bin/true" "$(ms "$(field "$i_ver" 1)") ms" \
 say "goal 2 timing: $how"
 rm -rf "$W/p" "$W/floor-new"
 
+fi
+
 # ---- goal 3: batch send ------------------------------------------------
+if want 3; then
 # The batch is cut into chunks; the three senders take turns chunk by
 # chunk (runx rotates who goes first), all creating their files in the
 # same churned tmp/, so the state of the filesystem, which moves a lot
@@ -344,7 +354,10 @@ row "3 the same, $FRESH per run in an unchurned queue" "$f_batch msg/s" \
     "info (no-op syncs: $f_nosync msg/s)"
 rm -rf "$W/b" "$W/bf-new" "$W/b2" "$W/bf2-new" "$W/lines"
 
+fi
+
 # ---- goal 4: batch receive ---------------------------------------------
+if want 4; then
 say "goal 4: batch receive of $DRAIN"
 init "$W/r"
 init "$W/r2"
@@ -373,7 +386,10 @@ else
 fi
 rm -rf "$W/r" "$W/r2" "$W/dq"
 
+fi
+
 # ---- goal 5: wake-up latency --------------------------------------------
+if want 5; then
 say "goal 5: wake-up latency over $WAKE messages"
 init "$W/wk"
 churn "$W/wk/tmp"
@@ -419,7 +435,10 @@ under60 "$rren" "5 rename -> mq-recv -w exits" "p50 < 60 us"
 under60 "$wren" "5 rename -> mq-watch handler starts" info
 rm -rf "$W/wk"
 
+fi
+
 # ---- goal 6: concurrency ---------------------------------------------
+if want 6; then
 say "goal 6: producers + consumers, ${CONC_S}s per level"
 init "$W/cc"
 churn "$W/cc/tmp"
@@ -446,7 +465,10 @@ for p in 1 2 4 8; do
 done
 rm -rf "$W/cc"
 
+fi
+
 # ---- goal 7: large bodies ------------------------------------------------
+if want 7; then
 say "goal 7: one $BIG_MB MiB body"
 head -c $((BIG_MB * 1048576)) /dev/urandom > "$W/big"
 init "$W/L"
@@ -471,6 +493,12 @@ row "7 $BIG_MB MiB mq-send then mq-recv vs cat file > other" \
 row "7 the same vs cat then sync (both durable)" "$mq_mbs MB/s" \
     "cat+sync $(mbs "$t_catsync") MB/s" "$(calc "$mq_mbs / $(mbs "$t_catsync")")x" \
     "info" "info"
+if [ -z "${send_rss:-}" ]; then
+	# goal 2 did not run: measure the 1 KiB send here.
+	init "$W/L1"
+	send_rss=$($RUNX -n 3 -w 0 -- "$BIN/mq-send" -q "$W/L1" "$W/body" |
+	    awk '{ print $3 }')
+fi
 big_rss=$big_send_rss
 [ "$big_recv_rss" -gt "$big_rss" ] && big_rss=$big_recv_rss
 row "7 max RSS, $BIG_MB MiB vs 1 KiB send" "$(calc "$big_rss / 1024") MiB" \
@@ -479,7 +507,10 @@ row "7 max RSS, $BIG_MB MiB vs 1 KiB send" "$(calc "$big_rss / 1024") MiB" \
     "$(verdict "$big_rss <= $send_rss + 1024")"
 rm -rf "$W/big" "$W/copy" "$W/copy2" "$W/copy3" "$W/L"
 
+fi
+
 # ---- issue 4: signing and compression -----------------------------------
+if want codec; then
 say "issue 4: codec costs"
 # Signing and compression are CPU work: time them where a create costs
 # little (tmpfs), so the filesystem's moods do not drown them.
@@ -533,6 +564,8 @@ if have valgrind; then
 else
 	row "issue 4: plain mq-send start-up init" "skipped: no valgrind" "-" "-" \
 	    "0" "skipped"
+fi
+
 fi
 
 # ---- the table ---------------------------------------------------------
