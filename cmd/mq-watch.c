@@ -218,6 +218,35 @@ stream(struct mq_queue *q, struct mq_msg *m, char sep)
 	return 0;
 }
 
+/* Stream mode claims this many at a time: one directory sync for all of
+ * them, and few enough that their leases outlast writing them out. */
+#define STREAM_BATCH 32
+
+/* Stream a batch: returns how many were claimed (0: none ready), or -1
+ * with *status set; after a write error the rest are given back. */
+static int
+stream_batch(struct mq_queue *q, char sep, int *status)
+{
+	struct mq_msg m[STREAM_BATCH];
+	int n, i;
+
+	if ((n = mq_claim_many(q, lease, 1, m, STREAM_BATCH)) == -1) {
+		*status = mq_exit_status(errno);
+		cli_warn(queue, errno);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (stream(q, &m[i], sep) == -1) {
+			*status = 74;
+			while (++i < n) {
+				mq_msg_close(&m[i]);
+				mq_unclaim(q, m[i].receipt);
+			}
+			return -1;
+		}
+	return n;
+}
+
 /* A handler killed because mq-watch is stopping was not the message's
  * fault: give the message back without counting the delivery. */
 static void
@@ -381,6 +410,14 @@ main(int argc, char *argv[])
 			break;
 		}
 		while (!stopping && running < (int)jobs) {
+			if (cmd == NULL) {
+				if ((rc = stream_batch(q, sep, &status)) == -1)
+					stopping = 1;
+				if (rc <= 0)
+					break;
+				claimed = 1;
+				continue;
+			}
 			if ((rc = mq_claim(q, lease, 1, &m)) == -1) {
 				err = errno;
 				cli_warn(queue, err);
@@ -391,13 +428,6 @@ main(int argc, char *argv[])
 			if (rc == 0)
 				break;
 			claimed = 1;
-			if (cmd == NULL) {
-				if (stream(q, &m, sep) == -1) {
-					status = 74;
-					stopping = 1;
-				}
-				continue;
-			}
 			for (i = 0; slots[i].pid != 0; i++)
 				;
 			slots[i].m = m;

@@ -14,10 +14,11 @@
  * end is part of the name, so extending a lease is itself an atomic rename
  * that races cleanly with a consumer reclaiming it.
  *
- * Expired leases and due retries are returned to new/ lazily by whoever
- * claims next (mq_reap); no daemon is needed.  To find the oldest message
- * a claim lists new/ (one entry per 1024 ids) and then a single bucket,
- * so its cost does not grow with the depth of the queue.
+ * Expired leases and due retries are returned to new/ by whoever claims
+ * next (reap.c).  To find the oldest message a claim lists new/ (one entry
+ * per 1024 ids) and then a single bucket, so its cost does not grow with
+ * the depth of the queue; a consumer claiming one message after another
+ * keeps that listing between claims (cursor.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,9 +35,6 @@
 
 #include "mq_impl.h"
 
-/* A bucket holds at most 1024 ids; more entries than this are forged
- * names and are ignored so that memory stays bounded. */
-#define BUCKET_ENTRIES_MAX 4096
 
 void
 mq_set_quarantine_hook(struct mq_queue *q,
@@ -71,20 +69,6 @@ mq_opendirat(int dirfd, const char *name)
 	return d;
 }
 
-/* 1 when some process holds this queue's byte of a message file.  Read
- * locks serve, since consumers may only read message files: a write-lock
- * test sees them all, and a claim's exclusiveness comes from its rename. */
-static int
-msg_locked(const struct mq_queue *q, int fd)
-{
-	struct flock lk = {
-		.l_type = F_WRLCK, .l_whence = SEEK_SET,
-		.l_start = q->lock_off, .l_len = 1
-	};
-
-	return fcntl(fd, F_OFD_GETLK, &lk) == -1 || lk.l_type != F_UNLCK;
-}
-
 /* Hold this queue's byte of a message file; 0, or -1 with EWOULDBLOCK
  * when another process does. */
 static int
@@ -95,129 +79,11 @@ lock_msg(const struct mq_queue *q, int fd)
 		.l_start = q->lock_off, .l_len = 1
 	};
 
-	if (msg_locked(q, fd)) {
+	if (mq_msg_locked(q, fd)) {
 		errno = EWOULDBLOCK;
 		return -1;
 	}
 	return fcntl(fd, F_OFD_SETLK, &lk);
-}
-
-/* A lease whose holder kept a lock is free once the lock can be taken. */
-static int
-holder_gone(const struct mq_queue *q, int curfd, const char *name)
-{
-	struct stat st;
-	int fd, gone;
-
-	fd = openat(curfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1)
-		return errno == ENOENT ? 0 : 1;
-	gone = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    !msg_locked(q, fd);
-	close(fd);
-	return gone;
-}
-
-static int
-reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
-{
-	struct dirent *de;
-	int64_t due;
-	uint64_t seq;
-	unsigned n;
-	int delayfd;
-	DIR *d;
-
-	if ((delayfd = mq_dir(q, MQ_DIR_DELAY)) == -1)
-		return -1;
-	if ((d = mq_opendirat(delayfd, ".")) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (mq_delay_name_parse(de->d_name, &due, &seq, &n) == -1)
-			continue;
-		if (due > now) {
-			if (due < *next_ns)
-				*next_ns = due;
-			continue;
-		}
-		if (mq_move_to_ready(q, delayfd, de->d_name, seq, n, -1, 1) != -1)
-			(*moved)++;
-		else if (errno != ENOENT && errno != EEXIST) {
-			int saved = errno;
-			closedir(d);
-			errno = saved;
-			return -1;
-		}
-	}
-	closedir(d);
-	return 0;
-}
-
-/* A subscriber finishes its topic's committed fan-outs, so a crashed
- * sender's message arrives even if nothing is ever sent to the topic
- * again. */
-static void
-finish_fanouts(const struct mq_config *cfg)
-{
-	struct mq_queue *topic;
-
-	if ((topic = mq_open(cfg->topic)) != NULL) {
-		mq_fanout_recover(topic);
-		mq_close(topic);
-	}
-}
-
-int
-mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
-{
-	struct mq_config cfg;
-	struct dirent *de;
-	int64_t now = mq_now_ns(), deadline, next = INT64_MAX;
-	uint64_t seq;
-	unsigned n;
-	char kind;
-	int curfd, locked = 0, moved = 0, rc;
-	DIR *d;
-
-	if (mq_config(q, &cfg) == -1 || (curfd = mq_dir(q, MQ_DIR_CUR)) == -1)
-		return -1;
-	if (cfg.topic[0] != '\0')
-		finish_fanouts(&cfg);
-	if (reap_delayed(q, now, &next, &moved) == -1)
-		return -1;
-	if ((d = mq_opendirat(curfd, ".")) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (mq_lease_name_parse(de->d_name, &seq, &n, &kind,
-		    &deadline) == -1)
-			continue;
-		if (deadline > now &&
-		    (kind != 'k' || !holder_gone(q, curfd, de->d_name))) {
-			if (deadline < next)
-				next = deadline;
-			locked |= kind == 'k';
-			continue;
-		}
-		if (n >= cfg.max_attempts)
-			rc = mq_move_to_dead(q, curfd, de->d_name, seq, n,
-			    "attempts");
-		else
-			rc = mq_move_to_ready(q, curfd, de->d_name, seq, n, -1, 1);
-		if (rc != -1)
-			moved++;
-		else if (errno != ENOENT && errno != EEXIST) {
-			int saved = errno;
-			closedir(d);
-			errno = saved;
-			return -1;
-		}
-	}
-	closedir(d);
-	if (next_ns != NULL)
-		*next_ns = next;
-	if (have_locked != NULL)
-		*have_locked = locked;
-	return moved;
 }
 
 static int
@@ -244,7 +110,7 @@ mq_list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
 	*count = 0;
 	if ((d = mq_opendirat(newfd, bucket)) == NULL)
 		return NULL;
-	while ((de = readdir(d)) != NULL && len < BUCKET_ENTRIES_MAX) {
+	while ((de = readdir(d)) != NULL && len < MQ_BUCKET_ENTRIES_MAX) {
 		if (mq_ready_name_parse(de->d_name, &seq, &n) == -1 ||
 		    (seq >> MQ_BUCKET_BITS) != (base >> MQ_BUCKET_BITS))
 			continue;
@@ -260,6 +126,7 @@ mq_list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
 		}
 		e[len].seq = seq;
 		e[len].n = n;
+		e[len].gone = 0;
 		len++;
 	}
 	closedir(d);
@@ -415,11 +282,12 @@ check(struct mq_queue *q, const struct mq_config *cfg, struct mq_msg *m)
 	return 0;
 }
 
-/* Try to claim one ready file.  Returns 1 claimed, 0 gone, not ours or
- * not a message (try the next), -1 error. */
+/* Try to claim one ready file.  Returns 1 claimed, 0 not now (try the
+ * next), -1 error; marks the entry gone when it is no longer ready (taken
+ * by anyone, set aside, or not a message). */
 static int
 try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
-    const struct mq_ready *e, unsigned lease_s, int keep_lock, struct mq_msg *m)
+    struct mq_ready *e, unsigned lease_s, int keep_lock, struct mq_msg *m)
 {
 	char name[MQ_NAME_MAX], token[16], id[MQ_ID_SIZE];
 	struct stat st;
@@ -430,9 +298,12 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	fd = openat(bucketfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1) {
-		if (errno == ENOENT)
+		if (errno == ENOENT) {
+			e->gone = 1;
 			return 0;
+		}
 		if (errno == ELOOP || errno == ENXIO || errno == EWOULDBLOCK) {
+			e->gone = 1;
 			quarantine(q, bucketfd, name, MQ_EBADMSG);
 			return 0;
 		}
@@ -442,6 +313,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 		goto fail;
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
+		e->gone = 1;
 		quarantine(q, bucketfd, name, MQ_EBADMSG);
 		return 0;
 	}
@@ -454,6 +326,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	    !mq_msg_belongs(q, cfg, m, id, st.st_nlink)) {
 		saved = errno == MQ_EFORMAT ? errno : MQ_EBADMSG;
 		mq_msg_close(m);
+		e->gone = 1;
 		quarantine(q, bucketfd, name, saved);
 		return 0;
 	}
@@ -461,6 +334,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	memcpy(m->id, id, sizeof(m->id));
 	if (m->expires_ns != 0 && m->expires_ns <= mq_now_ns()) {
 		mq_msg_close(m);
+		e->gone = 1;
 		expire(q, cfg, bucketfd, name, e);
 		return 0;
 	}
@@ -485,12 +359,17 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	    m->attempt, token);
 	snprintf(m->lease_name, sizeof(m->lease_name), "%s.%019" PRId64,
 	    m->receipt, m->deadline_ns);
-	if (mq_move_unique(bucketfd, name, curfd, m->lease_name) == -1) {
+	if ((q->claims_unsynced ? mq_rename_unique : mq_move_unique)(bucketfd,
+	    name, curfd, m->lease_name) == -1) {
 		saved = errno;
 		mq_msg_close(m);
 		errno = saved;
-		return errno == ENOENT ? 0 : -1;
+		if (errno != ENOENT)
+			return -1;
+		e->gone = 1;
+		return 0;
 	}
+	e->gone = 1;
 	if (check(q, cfg, m) == -1) {
 		saved = errno;
 		mq_msg_close(m);
@@ -530,18 +409,49 @@ drop_twin(int bucketfd, const struct mq_ready *old, const struct mq_ready *new)
 	return unlinkat(bucketfd, a, 0) == 0;
 }
 
-/* Claim from one bucket.  Returns 1 claimed, 0 nothing claimable, -1. */
+/* Try the entries of a sorted bucket listing from *pos on, and move *pos
+ * past those no longer ready.  Returns 1 claimed, 0 nothing claimable
+ * now, -1. */
+static int
+claim_from(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
+    struct mq_ready *e, size_t count, size_t *pos, unsigned lease_s,
+    int keep_lock, struct mq_msg *m)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = *pos; i < count && rc == 0; i++) {
+		if (e[i].gone)
+			continue;
+		if (i + 1 < count && e[i + 1].seq == e[i].seq &&
+		    drop_twin(bucketfd, &e[i], &e[i + 1])) {
+			e[i].gone = 1;
+			continue;
+		}
+		rc = try_claim(q, cfg, bucketfd, &e[i], lease_s, keep_lock, m);
+	}
+	while (*pos < count && e[*pos].gone)
+		(*pos)++;
+	return rc;
+}
+
+/* Claim from one bucket.  Returns 1 claimed, 0 nothing claimable, -1.
+ * *keepable says whether every bucket before this one was found empty:
+ * then the listing may be kept for the next claim (cursor.c), and it is
+ * when a message was claimed from it. */
 static int
 claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
     const struct mq_bucket *b, int removable, unsigned lease_s,
-    int keep_lock, struct mq_msg *m)
+    int keep_lock, struct mq_msg *m, int *keepable)
 {
 	char bucket[MQ_BUCKET_NAME_SIZE];
 	struct mq_ready *e;
-	size_t count, i;
-	int newfd = q->dirfd[MQ_DIR_NEW], bucketfd, rc = 0;
+	size_t count, pos = 0;
+	int newfd = q->dirfd[MQ_DIR_NEW], bucketfd, wd, rc;
 
 	mq_bucket_name(b->base, b->prio, bucket);
+	/* Watched before it is listed: what arrives after is an event. */
+	wd = *keepable ? mq_cursor_watch_bucket(q, bucket) : -1;
 	e = mq_list_bucket(newfd, bucket, b->base, &count);
 	if (e == NULL && errno != 0) {
 		if (errno == ELOOP || errno == ENOTDIR) {
@@ -566,15 +476,45 @@ claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
 		free(e);
 		return errno == ENOENT ? 0 : -1;
 	}
-	for (i = 0; i < count && rc == 0; i++) {
-		if (i + 1 < count && e[i + 1].seq == e[i].seq &&
-		    drop_twin(bucketfd, &e[i], &e[i + 1]))
-			continue;
-		rc = try_claim(q, cfg, bucketfd, &e[i], lease_s, keep_lock, m);
+	rc = claim_from(q, cfg, bucketfd, e, count, &pos, lease_s, keep_lock,
+	    m);
+	if (rc == 1 && wd != -1) {
+		mq_cursor_keep(q, b, wd, bucketfd, e, count, pos);
+		return 1;
 	}
+	if (pos < count)
+		*keepable = 0;
 	close(bucketfd);
 	free(e);
 	return rc;
+}
+
+/* The next claim of a consumer that claimed before: from the listing it
+ * kept, once the events since have been applied.  Returns 1 claimed, 0
+ * list afresh, -1. */
+static int
+claim_kept(struct mq_queue *q, const struct mq_config *cfg, unsigned lease_s,
+    int keep_lock, struct mq_msg *m)
+{
+	struct mq_ready *e;
+	size_t count, *pos;
+	int64_t now = mq_now_ns(), next;
+	int bucketfd, moved;
+
+	if (mq_cursor_update(q) == -1)
+		return -1;
+	if (mq_cursor_reap_due(q, now)) {
+		if ((moved = mq_reap(q, &next, NULL)) == -1)
+			return -1;
+		mq_cursor_reaped(q, now, next);
+		/* What came back may rank before the kept position. */
+		if (moved > 0)
+			mq_cursor_drop(q);
+	}
+	if ((e = mq_cursor_entries(q, &bucketfd, &pos, &count)) == NULL)
+		return 0;
+	return claim_from(q, cfg, bucketfd, e, count, pos, lease_s, keep_lock,
+	    m);
 }
 
 int
@@ -584,7 +524,7 @@ mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
 	struct mq_config cfg;
 	struct mq_bucket *buckets;
 	size_t count, i;
-	int rc = 0;
+	int rc = 0, keepable;
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
@@ -594,17 +534,66 @@ mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
 		lease_s = cfg.lease_s;
 	if (mq_dir(q, MQ_DIR_NEW) == -1 || mq_dir(q, MQ_DIR_CUR) == -1)
 		return -1;
-	if (mq_reap(q, NULL, NULL) == -1)
+	/* A consumer that claims one message after another keeps what it
+	 * listed; one that claims once (or waits between claims) need not
+	 * pay for the watches. */
+	if (q->claimed_last && q->cursor == NULL && !q->cursor_failed &&
+	    mq_cursor_start(q) == -1)
+		q->cursor_failed = 1;
+	if (q->cursor != NULL) {
+		if ((rc = claim_kept(q, &cfg, lease_s, keep_lock, m)) != 0)
+			goto out;
+	} else if (mq_reap(q, NULL, NULL) == -1)
 		return -1;
+	/* Events until now concern the listing about to be replaced. */
+	if (q->cursor != NULL && mq_cursor_update(q) == -1)
+		return -1;
+	mq_cursor_drop(q);
 	buckets = mq_list_buckets(q->dirfd[MQ_DIR_NEW], &count);
 	if (buckets == NULL && errno != 0)
 		return -1;
+	keepable = q->cursor != NULL;
 	for (i = 0; i < count && rc == 0; i++)
 		rc = claim_in_bucket(q, &cfg, &buckets[i], i + 1 < count &&
 		    buckets[i + 1].prio == buckets[i].prio, lease_s, keep_lock,
-		    m);
+		    m, &keepable);
 	free(buckets);
+out:
+	q->claimed_last = rc == 1;
 	return rc;
+}
+
+/* The claims of a batch are made durable by one sync of cur/ before any
+ * is returned: a claim's rename removes the name from its bucket, and a
+ * sender's sync of that bucket may make the removal durable before the
+ * new name is, which a power cut must not find.  Messages that cannot be
+ * made durable are given back. */
+int
+mq_claim_many(struct mq_queue *q, unsigned lease_s, int keep_lock,
+    struct mq_msg *m, size_t max)
+{
+	size_t n = 0, i;
+	int rc = 1, saved;
+
+	q->claims_unsynced = 1;
+	while (n < max && (rc = mq_claim(q, lease_s, keep_lock, &m[n])) == 1)
+		n++;
+	q->claims_unsynced = 0;
+	saved = errno;
+	if (n > 0 && fsync(q->dirfd[MQ_DIR_CUR]) == -1) {
+		saved = errno;
+		for (i = 0; i < n; i++) {
+			mq_msg_close(&m[i]);
+			mq_unclaim(q, m[i].receipt);
+		}
+		errno = saved;
+		return -1;
+	}
+	if (rc == -1 && n == 0) {
+		errno = saved;
+		return -1;
+	}
+	return (int)n;
 }
 
 void

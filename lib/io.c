@@ -188,12 +188,21 @@ mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 /* Rename to a name that holds random bits no other process chooses (a
  * lease): a plain rename cannot replace anything, and unlike the link
  * that stands in for RENAME_NOREPLACE on NFS it succeeds for only one of
- * several processes moving one file.  Synced like mq_move. */
+ * several processes moving one file.  mq_move_unique syncs like mq_move;
+ * mq_rename_unique leaves the sync to the caller. */
 int
-mq_move_unique(int ofd, const char *from, int nfd, const char *to)
+mq_rename_unique(int ofd, const char *from, int nfd, const char *to)
 {
 	if (renameat(ofd, from, nfd, to) == -1 &&
 	    !(errno == ENOENT && moved(ofd, from, nfd, to)))
+		return -1;
+	return 0;
+}
+
+int
+mq_move_unique(int ofd, const char *from, int nfd, const char *to)
+{
+	if (mq_rename_unique(ofd, from, nfd, to) == -1)
 		return -1;
 	return fsync(nfd);
 }

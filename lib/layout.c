@@ -156,6 +156,7 @@ mq_close(struct mq_queue *q)
 		if (q->dirfd[i] != -1)
 			close(q->dirfd[i]);
 	close(q->fd);
+	mq_cursor_free(q->cursor);
 	mq_keys_free(q);
 	free(q);
 	errno = saved;

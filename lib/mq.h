@@ -190,6 +190,12 @@ void mq_draft_free(struct mq_draft *d);
  * 0 when nothing is ready, -1 on error. */
 int mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
     struct mq_msg *m);
+/* Claim up to max ready messages at once, in the order mq_claim takes
+ * them, into m[0..max-1], with one directory sync for all of them instead
+ * of one each.  Returns how many (0 when nothing is ready), or -1 on
+ * error with none held. */
+int mq_claim_many(struct mq_queue *q, unsigned lease_s, int keep_lock,
+    struct mq_msg *m, size_t max);
 /* Called for each file a claim moves to quarantine/ (not a message, or a
  * damaged one), with the name it had and why; fn NULL to stop. */
 void mq_set_quarantine_hook(struct mq_queue *q,

@@ -52,6 +52,10 @@ struct mq_queue {
 	size_t ntrusted;
 	int trust_loaded;
 	struct mq_key *open_key;	/* sodium_malloc'ed */
+	struct mq_cursor *cursor;	/* what a consumer keeps between claims */
+	int claimed_last;		/* the last mq_claim claimed */
+	int cursor_failed;		/* no cursor here (remote, no inotify) */
+	int claims_unsynced;		/* mq_claim_many syncs cur/ once */
 	void (*on_quarantine)(const char *, int, void *);
 	void *on_quarantine_arg;
 	char path[PATH_MAX];
@@ -99,6 +103,7 @@ int mq_fsync_dirat(int dirfd, const char *name);
 int mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to);
 int mq_move(int ofd, const char *from, int nfd, const char *to);
 int mq_move_unique(int ofd, const char *from, int nfd, const char *to);
+int mq_rename_unique(int ofd, const char *from, int nfd, const char *to);
 int mq_linked(int ofd, const char *from, int nfd, const char *to);
 
 int mq_tmp_clean(struct mq_queue *q, unsigned max_age_s);
@@ -171,7 +176,11 @@ int mq_config_write(struct mq_queue *q, const struct mq_config *c);
 struct mq_ready {
 	uint64_t seq;
 	unsigned n;
+	int gone;			/* claimed or no longer there */
 };
+/* A bucket holds at most 1024 ids; more entries than this are forged
+ * names and are ignored so that memory stays bounded. */
+#define MQ_BUCKET_ENTRIES_MAX 4096
 DIR *mq_opendirat(int dirfd, const char *name);
 /* The buckets in new/ in claim order (priority down, then id up), and
  * the sorted entries of one bucket; NULL with errno 0 when empty. */
@@ -180,7 +189,30 @@ struct mq_ready *mq_list_bucket(int newfd, const char *bucket, uint64_t base,
     size_t *count);
 int mq_msg_belongs(const struct mq_queue *q, const struct mq_config *cfg,
     const struct mq_msg *m, const char *id, nlink_t nlink);
-/* mq_reap returns how many messages it made ready, or -1. */
+
+/* cursor.c: see there.  mq_cursor_start returns 0, or -1 when there can
+ * be no cursor; mq_cursor_watch_bucket returns the watch descriptor or
+ * -1; mq_cursor_keep takes ownership of bucketfd and e; mq_cursor_entries
+ * returns NULL when nothing is kept. */
+struct mq_cursor;
+int mq_cursor_start(struct mq_queue *q);
+void mq_cursor_free(struct mq_cursor *c);
+void mq_cursor_drop(struct mq_queue *q);
+int mq_cursor_watch_bucket(struct mq_queue *q, const char *bucket);
+void mq_cursor_keep(struct mq_queue *q, const struct mq_bucket *b, int wd,
+    int bucketfd, struct mq_ready *e, size_t count, size_t pos);
+struct mq_ready *mq_cursor_entries(struct mq_queue *q, int *bucketfd,
+    size_t **pos, size_t *count);
+int mq_cursor_update(struct mq_queue *q);
+int mq_cursor_reap_due(struct mq_queue *q, int64_t now);
+void mq_cursor_reaped(struct mq_queue *q, int64_t now, int64_t next);
+
+/* reap.c */
+/* 1 when some process holds this queue's lock byte of message file fd. */
+int mq_msg_locked(const struct mq_queue *q, int fd);
+/* mq_reap returns how many messages it made ready, or -1; *next_ns is
+ * the earliest lease end or due time still ahead (INT64_MAX if none),
+ * *have_locked whether a lease held by a lock was seen. */
 int mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked);
 
 #endif

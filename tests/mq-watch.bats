@@ -164,6 +164,23 @@ EOF
 	empty_queue
 }
 
+@test "mq-watch: one message after another, a retry still takes its place and a higher priority goes first" {
+	# From its second claim on, a consumer keeps the bucket it listed
+	# (lib/cursor.c); what arrives before its position must still win.
+	seq 1 6 | mq-send -l -q "$Q"
+	r=$(mq-recv -L 60 -o /dev/null "$Q")
+	handler h <<EOF
+b=\$(cat); echo "\$b" >>"$T/order"
+case \$b in
+3) mq-ack --retry "$Q" "$r" ;;
+5) echo urgent | mq-send -q -p 5 "$Q" ;;
+esac
+EOF
+	run -0 --separate-stderr timeout 30 mq-watch --drain -j 1 "$Q" -- "$T/h"
+	printf '%s\n' 2 3 1 4 5 urgent 6 | cmp - "$T/order"
+	empty_queue
+}
+
 # --- leases, timeouts, draining ------------------------------------------
 
 @test "mq-watch: a handler outliving the lease keeps its message and runs once" {
@@ -399,6 +416,22 @@ EOF
 	echo later | mq-send -q "$Q"
 	wait_for 5 grep -qx later "$T/watch.out"
 	wait_for 5 empty_queue
+}
+
+@test "mq-watch: a stream reader that quits early gets no message lost: the rest of the batch goes back" {
+	seq 1 100 | mq-send -l -q "$Q"
+	run -74 --separate-stderr bash -c \
+	    'set -o pipefail; timeout 20 mq-watch --drain "$1" | head -n 3 >/dev/null; exit "${PIPESTATUS[0]}"' \
+	    _ "$Q"
+	assert_equal "$stderr" "mq-watch: stdout: Broken pipe"
+	# What was written to the pipe is acked; the rest is ready again at
+	# once, in order, none of it held.
+	assert_equal "$(count_in "$Q" cur)" 0
+	timeout 20 mq-watch --drain "$Q" >"$T/rest"
+	first=$(head -n1 "$T/rest")
+	[ "$first" -gt 3 ]
+	seq "$first" 100 | cmp - "$T/rest"
+	empty_queue
 }
 
 @test "mq-watch: -0 ends each streamed body with a NUL" {

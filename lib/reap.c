@@ -1,0 +1,155 @@
+/*
+ * reap.c - leases that ran out, retries that came due, and the locks that
+ * tell a live holder from a dead one.
+ *
+ * No daemon returns expired leases or due retries to new/: whoever looks
+ * at the queue next does (mq_reap), so a queue nobody consumes costs
+ * nothing and one that is consumed is kept current by its consumers.  A
+ * lease taken with a lock ('k' in its name) belongs to a live process for
+ * as long as that process holds its byte of the message file (see
+ * claim.c): when the holder dies, even by SIGKILL, the kernel drops the
+ * lock and the message is free at once instead of at the end of its
+ * lease.  Delays and lease ends are in the file names, so one listing of
+ * delay/ and cur/ also says when the next one falls due.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+/* 1 when some process holds this queue's byte of a message file.  Read
+ * locks serve, since consumers may only read message files: a write-lock
+ * test sees them all, and a claim's exclusiveness comes from its rename. */
+int
+mq_msg_locked(const struct mq_queue *q, int fd)
+{
+	struct flock lk = {
+		.l_type = F_WRLCK, .l_whence = SEEK_SET,
+		.l_start = q->lock_off, .l_len = 1
+	};
+
+	return fcntl(fd, F_OFD_GETLK, &lk) == -1 || lk.l_type != F_UNLCK;
+}
+
+/* A lease whose holder kept a lock is free once the lock can be taken. */
+static int
+holder_gone(const struct mq_queue *q, int curfd, const char *name)
+{
+	struct stat st;
+	int fd, gone;
+
+	fd = openat(curfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? 0 : 1;
+	gone = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    !mq_msg_locked(q, fd);
+	close(fd);
+	return gone;
+}
+
+static int
+reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
+{
+	struct dirent *de;
+	int64_t due;
+	uint64_t seq;
+	unsigned n;
+	int delayfd;
+	DIR *d;
+
+	if ((delayfd = mq_dir(q, MQ_DIR_DELAY)) == -1)
+		return -1;
+	if ((d = mq_opendirat(delayfd, ".")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (mq_delay_name_parse(de->d_name, &due, &seq, &n) == -1)
+			continue;
+		if (due > now) {
+			if (due < *next_ns)
+				*next_ns = due;
+			continue;
+		}
+		if (mq_move_to_ready(q, delayfd, de->d_name, seq, n, -1, 1) != -1)
+			(*moved)++;
+		else if (errno != ENOENT && errno != EEXIST) {
+			int saved = errno;
+			closedir(d);
+			errno = saved;
+			return -1;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+/* A subscriber finishes its topic's committed fan-outs, so a crashed
+ * sender's message arrives even if nothing is ever sent to the topic
+ * again. */
+static void
+finish_fanouts(const struct mq_config *cfg)
+{
+	struct mq_queue *topic;
+
+	if ((topic = mq_open(cfg->topic)) != NULL) {
+		mq_fanout_recover(topic);
+		mq_close(topic);
+	}
+}
+
+int
+mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
+{
+	struct mq_config cfg;
+	struct dirent *de;
+	int64_t now = mq_now_ns(), deadline, next = INT64_MAX;
+	uint64_t seq;
+	unsigned n;
+	char kind;
+	int curfd, locked = 0, moved = 0, rc;
+	DIR *d;
+
+	if (mq_config(q, &cfg) == -1 || (curfd = mq_dir(q, MQ_DIR_CUR)) == -1)
+		return -1;
+	if (cfg.topic[0] != '\0')
+		finish_fanouts(&cfg);
+	if (reap_delayed(q, now, &next, &moved) == -1)
+		return -1;
+	if ((d = mq_opendirat(curfd, ".")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (mq_lease_name_parse(de->d_name, &seq, &n, &kind,
+		    &deadline) == -1)
+			continue;
+		if (deadline > now &&
+		    (kind != 'k' || !holder_gone(q, curfd, de->d_name))) {
+			if (deadline < next)
+				next = deadline;
+			locked |= kind == 'k';
+			continue;
+		}
+		if (n >= cfg.max_attempts)
+			rc = mq_move_to_dead(q, curfd, de->d_name, seq, n,
+			    "attempts");
+		else
+			rc = mq_move_to_ready(q, curfd, de->d_name, seq, n, -1, 1);
+		if (rc != -1)
+			moved++;
+		else if (errno != ENOENT && errno != EEXIST) {
+			int saved = errno;
+			closedir(d);
+			errno = saved;
+			return -1;
+		}
+	}
+	closedir(d);
+	if (next_ns != NULL)
+		*next_ns = next;
+	if (have_locked != NULL)
+		*have_locked = locked;
+	return moved;
+}
+
