@@ -51,6 +51,28 @@ holder_gone(const struct mq_queue *q, int curfd, const char *name)
 	return gone;
 }
 
+/* A move that found its file gone had lost a race with another consumer,
+ * which is no failure.  Returns -1 for a real one. */
+static int
+counted(int rc, int *moved)
+{
+	if (rc != -1) {
+		(*moved)++;
+		return 0;
+	}
+	return errno == ENOENT || errno == EEXIST ? 0 : -1;
+}
+
+static int
+closedir_failed(DIR *d)
+{
+	int saved = errno;
+
+	closedir(d);
+	errno = saved;
+	return -1;
+}
+
 static int
 reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 {
@@ -73,14 +95,9 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 				*next_ns = due;
 			continue;
 		}
-		if (mq_move_to_ready(q, delayfd, de->d_name, seq, n, -1, 1) != -1)
-			(*moved)++;
-		else if (errno != ENOENT && errno != EEXIST) {
-			int saved = errno;
-			closedir(d);
-			errno = saved;
-			return -1;
-		}
+		if (counted(mq_move_to_ready(q, delayfd, de->d_name, seq, n, -1,
+		    1), moved) == -1)
+			return closedir_failed(d);
 	}
 	closedir(d);
 	return 0;
@@ -136,14 +153,8 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 			    "attempts");
 		else
 			rc = mq_move_to_ready(q, curfd, de->d_name, seq, n, -1, 1);
-		if (rc != -1)
-			moved++;
-		else if (errno != ENOENT && errno != EEXIST) {
-			int saved = errno;
-			closedir(d);
-			errno = saved;
-			return -1;
-		}
+		if (counted(rc, &moved) == -1)
+			return closedir_failed(d);
 	}
 	closedir(d);
 	if (next_ns != NULL)
