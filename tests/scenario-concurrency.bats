@@ -156,3 +156,27 @@ leaser() {
 	assert_equal "$(sort -n "$BATS_TEST_TMPDIR/bodies")" "$(seq 1 100)"
 	assert_equal "$(find "$Q/new" "$Q/cur" "$Q/dead" -type f | wc -l)" 0
 }
+
+# A sender whose id falls in a bucket that consumers emptied and removed
+# (a newer one exists) makes the bucket again, and its mkdir wakes every
+# waiting consumer, each of which removes an empty bucket that is not the
+# newest: the send must still go through, once.
+@test "scenario: a slow sender into a bucket consumers removed, with consumers waiting: sent once" {
+	# The slow sender takes the first id, then waits for its body.
+	bg_start slow sh -c '{ until [ -f "$1" ]; do sleep 0.01; done
+	    printf slow; } | mq-send -q "$2"' _ "$BATS_TEST_TMPDIR/go" "$Q"
+	wait_for 10 test -n "$(ls "$Q/tmp")"
+	seq 1 1100 | mq-send -q -l "$Q"
+	run -0 mq-watch --drain "$Q"
+	assert [ ! -d "$Q/new/0000000000000000" ]
+	for k in 1 2 3 4; do
+		bg_start "c$k" mq-recv -t 20 "$Q"
+		wait_for 10 is_polling "$(bg_pid "c$k")"
+	done
+	touch "$BATS_TEST_TMPDIR/go"
+	bg_wait 20 slow
+	assert_equal "$(bg_err slow)" ''
+	assert_equal "$(bg_rc slow)" 0
+	wait_for 20 grep -qx slow "$BATS_TEST_TMPDIR"/c?.out
+	assert_equal "$(cat "$BATS_TEST_TMPDIR"/c?.out)" slow
+}
