@@ -476,7 +476,10 @@ mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
 			return -1;
 		if (faccessat(fromfd, from, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
 			return -1;
-		if (mq_mkdirat(q, newfd, bucket) == -1)
+		/* Through FUSE a mkdir looks the new bucket up after making
+		 * it, and answers ENOENT if a consumer removed it already:
+		 * as good as made, for the rename to find out. */
+		if (mq_mkdirat(q, newfd, bucket) == -1 && errno != ENOENT)
 			return -1;
 	}
 	if (tries > 0 && fsync(newfd) == -1)
