@@ -455,7 +455,7 @@ mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
     uint64_t seq, unsigned n, int prio, int sync)
 {
 	char bucket[MQ_BUCKET_NAME_SIZE], to[MQ_NAME_MAX], id[MQ_ID_SIZE];
-	int newfd, tries;
+	int newfd, tries, saved;
 
 	if ((newfd = mq_dir(q, MQ_DIR_NEW)) == -1)
 		return -1;
@@ -482,13 +482,18 @@ mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
 		if (mq_mkdirat(q, newfd, bucket) == -1 && errno != ENOENT)
 			return -1;
 	}
-	if (tries > 0 && fsync(newfd) == -1)
-		return -1;
 	/* A bucket gone already was emptied by consumers, each of which
 	 * synced its claim: the file is moved and safe, and this is no
 	 * failure. */
-	if (sync && mq_fsync_dirat(newfd, bucket) == -1 && errno != ENOENT)
+	if ((tries > 0 && fsync(newfd) == -1) || (sync &&
+	    mq_fsync_dirat(newfd, bucket) == -1 && errno != ENOENT)) {
+		/* Not known to be durable: put it back, so that a failed
+		 * move has moved nothing, unless a consumer has it now. */
+		saved = errno;
+		mq_rename_noreplace(newfd, to, fromfd, from);
+		errno = saved;
 		return -1;
+	}
 	return tries > 0;
 }
 
