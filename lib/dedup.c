@@ -226,6 +226,9 @@ fail:
 	return -1;
 }
 
+/* Remove keys whose window has passed.  Under the keys lock, or a key
+ * taken over and made again just now could be removed, and a third
+ * sender send under it too. */
 static void
 prune(int kfd, unsigned window_s)
 {
@@ -233,14 +236,25 @@ prune(int kfd, unsigned window_s)
 	struct stat st;
 	time_t cutoff = time(NULL) - (time_t)window_s;
 	DIR *d;
+	int fd, held;
 
 	if ((d = mq_opendirat(kfd, ".")) == NULL)
 		return;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' &&
-		    fstatat(kfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st.st_mtime < cutoff && st.st_size == 17)
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    fstatat(kfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    st.st_mtime >= cutoff || st.st_size != 17)
+			continue;
+		/* A pending line can be 17 bytes too: its lock tells. */
+		fd = openat(kfd, de->d_name, O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_CLOEXEC);
+		if (fd == -1)
+			continue;
+		held = key_held(fd);
+		close(fd);
+		if (held == 0)
 			unlinkat(kfd, de->d_name, 0);
+	}
 	closedir(d);
 }
 
@@ -268,10 +282,10 @@ mq_dedup_settle(struct mq_queue *q, int keyfd, const char *id,
 	    mq_pwrite_all(keyfd, line, MQ_ID_SIZE, 0);
 	saved = errno;
 	close(keyfd);
-	close(lfd);
 	/* Every 64th id, look for keys whose window has passed. */
 	if (mq_id_parse(id, &seq) == 0 && (seq & 63) == 0)
 		prune(kfd, window_s);
+	close(lfd);
 	close(kfd);
 	errno = saved;
 	return rc;
