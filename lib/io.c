@@ -153,10 +153,10 @@ fresh_stat(int dirfd, const char *name, struct statx *stx)
  * ENOENT may as well be true (a consumer removed the emptied bucket), so
  * the source decides: a file with one name, which only its mover can
  * reach, that has gained a name or whose change time moved was linked.
- * Linux keeps a change time that has been read fine-grained (6.13 and
- * later); where it is coarse, a link settled within one tick goes
- * unseen and is made again, a duplicate as at-least-once allows, never
- * a loss.  A file with other names (a topic's copies) may be changed
+ * Since 6.13 Linux makes the next change time of a file whose change
+ * time was read fine-grained (ext4, XFS, Btrfs, tmpfs); where it is
+ * coarse, a link settled within one tick goes unseen and is made again,
+ * a duplicate as at-least-once allows, never a loss.  A file with other names (a topic's copies) may be changed
  * through those, so it tells nothing. */
 static int
 link_happened(int ofd, const char *from, int nfd, const char *to,
