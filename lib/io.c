@@ -114,13 +114,6 @@ same_file(int ofd, const char *from, int nfd, const char *to)
 	    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-/* renameat2(RENAME_NOREPLACE), or link and unlink where the filesystem
- * lacks it (NFS, some FUSE).  Both refuse to overwrite.  Over NFS a
- * retransmitted request can report failure for an operation the server
- * did: a rename answering ENOENT whose source is gone and whose (unique)
- * target is there, or a link answering EEXIST with the target already the
- * source's inode, succeeded, as Postfix's sane_rename reasons.  Every
- * target libmq renames to is a name no other process chooses. */
 /* After a link answered EEXIST: did our own (retransmitted) link make
  * the target?  Targets are names no one else chooses, so the source
  * having a second name, wherever a consumer has moved it since, says so. */
@@ -145,9 +138,54 @@ moved(int ofd, const char *from, int nfd, const char *to)
 	    faccessat(nfd, to, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+/* The source's inode as the server has it now, not as cached. */
+static int
+fresh_stat(int dirfd, const char *name, struct statx *stx)
+{
+	return statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC,
+	    STATX_INO | STATX_NLINK | STATX_CTIME, stx);
+}
+
+/* After a link answered ENOENT with its source still there: did it
+ * happen?  A FUSE filesystem looks the new name up after linking and
+ * answers ENOENT when a consumer has moved it on by then, taken it or
+ * even settled it; a second link would deliver the message again.  The
+ * ENOENT may as well be true (a consumer removed the emptied bucket), so
+ * the source decides: a file with one name, which only its mover can
+ * reach, that has gained a name or whose change time moved was linked.
+ * Since 6.13 Linux makes the next change time of a file whose change
+ * time was read fine-grained (ext4, XFS, Btrfs, tmpfs); where it is
+ * coarse, a link settled within one tick goes unseen and is made again,
+ * a duplicate as at-least-once allows, never a loss.  A file with other names (a topic's copies) may be changed
+ * through those, so it tells nothing. */
+static int
+link_happened(int ofd, const char *from, int nfd, const char *to,
+    const struct statx *before)
+{
+	struct statx now;
+
+	if (same_file(ofd, from, nfd, to))
+		return 1;
+	if (before->stx_nlink != 1 || fresh_stat(ofd, from, &now) == -1 ||
+	    now.stx_ino != before->stx_ino)
+		return 0;
+	return now.stx_nlink > 1 ||
+	    now.stx_ctime.tv_sec != before->stx_ctime.tv_sec ||
+	    now.stx_ctime.tv_nsec != before->stx_ctime.tv_nsec;
+}
+
+/* renameat2(RENAME_NOREPLACE), or link and unlink where the filesystem
+ * lacks it (NFS, some FUSE).  Both refuse to overwrite.  Over NFS a
+ * retransmitted request can report failure for an operation the server
+ * did: a rename answering ENOENT whose source is gone and whose (unique)
+ * target is there, or a link answering EEXIST with the target already the
+ * source's inode, succeeded, as Postfix's sane_rename reasons; so did a
+ * FUSE link answering ENOENT that link_happened() sees in its source.
+ * Every target libmq renames to is a name no other process chooses. */
 int
 mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 {
+	struct statx before;
 	int saved;
 
 	if (renameat2(ofd, from, nfd, to, RENAME_NOREPLACE) == 0)
@@ -163,15 +201,15 @@ mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to)
 		errno = saved;
 		return -1;
 	}
+	if (fresh_stat(ofd, from, &before) == -1)
+		return errno == ENOENT && moved(ofd, from, nfd, to) ? 0 : -1;
 	if (linkat(ofd, from, nfd, to, 0) == -1) {
 		saved = errno;
 		if (saved == ENOENT && moved(ofd, from, nfd, to))
 			return 0;
-		/* A FUSE or NFS link that worked can answer ENOENT once a
-		 * consumer has moved the new name on. */
-		if (saved == ENOENT && same_file(ofd, from, nfd, to))
-			saved = EEXIST;
-		if (saved != EEXIST || !mq_linked(ofd, from, nfd, to)) {
+		if (!(saved == EEXIST && mq_linked(ofd, from, nfd, to)) &&
+		    !(saved == ENOENT &&
+		    link_happened(ofd, from, nfd, to, &before))) {
 			errno = saved;
 			return -1;
 		}

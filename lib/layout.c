@@ -447,17 +447,16 @@ mq_token(char *buf, size_t size, int keep_lock)
 }
 
 /* Move a file into its bucket in new/.  The bucket may have been removed
- * by a consumer that emptied it, so create it and try once more; a new
- * bucket's entry in new/ is synced so the file under it is reachable after
- * a crash.  prio -1 reads the priority from the file's header.  sync
- * syncs the bucket (see mq_move); senders sync theirs once per group.
- * Returns 1 when it had to create the bucket, else 0. */
+ * by a consumer that emptied it, so create it and try again.  prio -1
+ * reads the priority from the file's header.  sync syncs the bucket (see
+ * mq_move); senders sync theirs once per group.  Returns 1 when it had to
+ * create the bucket, else 0. */
 int
 mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
     uint64_t seq, unsigned n, int prio, int sync)
 {
 	char bucket[MQ_BUCKET_NAME_SIZE], to[MQ_NAME_MAX], id[MQ_ID_SIZE];
-	int newfd, tries;
+	int newfd, tries, saved;
 
 	if ((newfd = mq_dir(q, MQ_DIR_NEW)) == -1)
 		return -1;
@@ -466,24 +465,37 @@ mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
 	mq_bucket_name(seq, prio, bucket);
 	mq_id_format(seq, id);
 	snprintf(to, sizeof(to), "%s/%s.%u", bucket, id, n);
-	for (tries = 0;; tries++) {
-		if (mq_rename_noreplace(fromfd, from, newfd, to) == 0) {
-			if (sync && mq_fsync_dirat(newfd, bucket) == -1)
-				return -1;
-			return tries > 0;
-		}
-		/* Consumers remove emptied buckets that are not the newest,
-		 * so a slow mover may lose the race a few times; it keeps
-		 * trying as long as its file is there to move. */
+	/* Consumers remove an emptied bucket that is not the newest, and
+	 * the mkdir wakes every waiting consumer to look: the rename must
+	 * follow the mkdir at once, or they remove the empty bucket again
+	 * each time (with a sync in between a mover lost 1000 times in a
+	 * row).  So it keeps trying as long as its file is there to move,
+	 * and syncs the new bucket's entry in new/ once the file is in. */
+	for (tries = 0; mq_rename_noreplace(fromfd, from, newfd, to) == -1;
+	    tries++) {
 		if (errno != ENOENT || tries == 1000)
 			return -1;
 		if (faccessat(fromfd, from, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
 			return -1;
-		if (mq_mkdirat(q, newfd, bucket) == -1)
-			return -1;
-		if (fsync(newfd) == -1)
+		/* Through FUSE a mkdir looks the new bucket up after making
+		 * it, and answers ENOENT if a consumer removed it already:
+		 * as good as made, for the rename to find out. */
+		if (mq_mkdirat(q, newfd, bucket) == -1 && errno != ENOENT)
 			return -1;
 	}
+	/* A bucket gone already was emptied by consumers, each of which
+	 * synced its claim: the file is moved and safe, and this is no
+	 * failure. */
+	if ((tries > 0 && fsync(newfd) == -1) || (sync &&
+	    mq_fsync_dirat(newfd, bucket) == -1 && errno != ENOENT)) {
+		/* Not known to be durable: put it back, so that a failed
+		 * move has moved nothing, unless a consumer has it now. */
+		saved = errno;
+		mq_rename_noreplace(newfd, to, fromfd, from);
+		errno = saved;
+		return -1;
+	}
+	return tries > 0;
 }
 
 int

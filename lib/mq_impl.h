@@ -143,14 +143,15 @@ int mq_verify(struct mq_queue *q, const struct mq_msg *m);
 int mq_decode(struct mq_queue *q, const struct mq_msg *m, int out);
 int mq_sealed_for_us(struct mq_queue *q, const struct mq_msg *m);
 
-/* dedup.c: 0 claimed, 1 duplicate of dup_id, -1 error. */
+/* dedup.c: claim returns 0 claimed (*keyfd holds the key's lock until
+ * settle or release close it), 1 duplicate of dup_id, -1 error. */
 #define MQ_DEDUP_NAME_SIZE 33
 void mq_dedup_name(const char *key, char name[MQ_DEDUP_NAME_SIZE]);
 int mq_dedup_claim(struct mq_queue *q, const char *key, unsigned window_s,
-    char name[MQ_DEDUP_NAME_SIZE], char dup_id[MQ_ID_SIZE]);
-int mq_dedup_settle(struct mq_queue *q, const char *name, const char *id,
+    char name[MQ_DEDUP_NAME_SIZE], char dup_id[MQ_ID_SIZE], int *keyfd);
+int mq_dedup_settle(struct mq_queue *q, int keyfd, const char *id,
     unsigned window_s);
-void mq_dedup_release(struct mq_queue *q, const char *name);
+void mq_dedup_release(struct mq_queue *q, const char *name, int keyfd);
 
 /* fanout.c */
 int mq_fanout(struct mq_queue *topic, const struct mq_config *cfg,

@@ -45,6 +45,7 @@ struct mq_draft {
 	int64_t expires_ns;
 	unsigned dedup_window_s;
 	char dedup_name[MQ_DEDUP_NAME_SIZE];
+	int dedup_fd;			/* holds the key's lock; -1 none */
 	struct mq_encoder enc;
 	char id[MQ_ID_SIZE];
 	char tmp_name[MQ_NAME_MAX];
@@ -183,6 +184,7 @@ mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
 	d->q = q;
 	d->opts = opts;
 	d->fd = -1;
+	d->dedup_fd = -1;
 	d->max_size = cfg.max_size;
 	d->compress_min = cfg.compress_min;
 	d->compress = opts != NULL && opts->compress != MQ_COMPRESS_CONFIG ?
@@ -200,7 +202,7 @@ mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
 	if (opts != NULL && opts->dedup_key != NULL) {
 		d->dedup_window_s = cfg.dedup_window_s;
 		switch (mq_dedup_claim(q, opts->dedup_key, cfg.dedup_window_s,
-		    d->dedup_name, d->id)) {
+		    d->dedup_name, d->id, &d->dedup_fd)) {
 		case 1:
 			/* The body is read and thrown away; the first
 			 * message's id stands for this send. */
@@ -351,7 +353,9 @@ mq_draft_free(struct mq_draft *d)
 	if (!d->visible && d->tmp_name[0] != '\0')
 		unlinkat(mq_dir(d->q, MQ_DIR_TMP), d->tmp_name, 0);
 	if (!d->visible && d->dedup_name[0] != '\0')
-		mq_dedup_release(d->q, d->dedup_name);
+		mq_dedup_release(d->q, d->dedup_name, d->dedup_fd);
+	else if (d->dedup_fd != -1)
+		close(d->dedup_fd);
 	mq_enc_free(&d->enc);
 	free(d->probe);
 	free(d);
@@ -472,9 +476,11 @@ mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 		ok = synced;
 	}
 	for (i = 0; i < ok; i++)
-		if (d[i]->dedup_name[0] != '\0')
-			mq_dedup_settle(q, d[i]->dedup_name, d[i]->id,
+		if (d[i]->dedup_name[0] != '\0') {
+			mq_dedup_settle(q, d[i]->dedup_fd, d[i]->id,
 			    d[i]->dedup_window_s);
+			d[i]->dedup_fd = -1;
+		}
 	if (created)
 		mq_tmp_clean(q, MQ_STALE_TMP_S);
 	errno = saved;

@@ -297,6 +297,22 @@ EOF
 	assert_equal "$(count_in "$Q" tmp)" 0
 }
 
+# Whether a pending sender lives is told by its lock on the key, which
+# NFS carries to every host; a key that names a sender of another host
+# and is locked by no one is a dead sender's.
+@test "broker: a key left pending by a sender that died, on any host, is taken over at once" {
+	mkdir "$Q/keys"
+	hash=$(printf %s nightly | b2sum -l 128 | cut -c1-32)
+	printf 'pending 4242 elsewhere.example\n' >"$Q/keys/$hash"
+	t0=$(now_ms)
+	run --separate-stderr -0 mq-send -k nightly "$Q" <<<body
+	assert_equal "$stderr" ''
+	is_id "$output"
+	assert [ $(($(now_ms) - t0)) -lt 5000 ]
+	assert_equal "$(cat "$Q/keys/$hash")" "$output"
+	assert_equal "$(ready_count)" 1
+}
+
 @test "broker: once the dedup window has passed, the same key enqueues again" {
 	mq-init --dedup-window 2s "$Q"
 	id1=$(echo one | mq-send -k daily "$Q")

@@ -156,3 +156,44 @@ leaser() {
 	assert_equal "$(sort -n "$BATS_TEST_TMPDIR/bodies")" "$(seq 1 100)"
 	assert_equal "$(find "$Q/new" "$Q/cur" "$Q/dead" -type f | wc -l)" 0
 }
+
+# bodies: what the consumers c1..c4 received, one body a line.
+bodies() {
+	local f
+	for f in "$BATS_TEST_TMPDIR"/c?.out; do
+		[ -s "$f" ] && { cat "$f"; echo; }
+	done
+}
+got_slow() { [ "$(bodies | grep -c slow)" -eq "$1" ]; }
+
+# drafts N: N senders have their messages in tmp/ (and so their ids).
+drafts() { [ "$(count_in "$Q" tmp)" -eq "$1" ]; }
+
+# A sender whose id falls in a bucket that consumers emptied and removed
+# (a newer one exists) makes the bucket again, and its mkdir wakes every
+# waiting consumer, each of which removes an empty bucket that is not the
+# newest: the sends must still go through, once each.
+@test "scenario: slow senders into a bucket consumers removed, with consumers waiting: each sent once" {
+	# Three slow senders take the first ids, then wait for their bodies.
+	for k in 1 2 3; do
+		bg_start "slow$k" sh -c '{ until [ -f "$1" ]; do sleep 0.01; done
+		    printf "slow %s" "$3"; } | mq-send -q "$2"' _ \
+		    "$BATS_TEST_TMPDIR/go" "$Q" "$k"
+	done
+	wait_for 10 drafts 3
+	seq 1 1100 | mq-send -q -l "$Q"
+	run -0 mq-watch --drain "$Q"
+	assert [ ! -d "$Q/new/0000000000000000" ]
+	for k in 1 2 3 4; do
+		bg_start "c$k" mq-recv -t 20 "$Q"
+		wait_for 10 is_polling "$(bg_pid "c$k")"
+	done
+	touch "$BATS_TEST_TMPDIR/go"
+	for k in 1 2 3; do
+		bg_wait 20 "slow$k"
+		assert_equal "$(bg_err "slow$k")" ''
+		assert_equal "$(bg_rc "slow$k")" 0
+	done
+	wait_for 20 got_slow 3
+	assert_equal "$(bodies | sort)" $'slow 1\nslow 2\nslow 3'
+}

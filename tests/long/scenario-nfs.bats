@@ -448,9 +448,11 @@ injected() {
 	injected rename-enoent
 }
 
+# The shim counts per process and a sender links once: only every link
+# (1) lying makes any of them lie.
 @test "scenario-nfs: times to the second, every retransmit at once: every message once, keys still deduplicate" {
 	build_shim
-	export NFS_SHIM_MTIME=2 NFS_SHIM_NOREPLACE=1 NFS_SHIM_LINK_EEXIST=2 \
+	export NFS_SHIM_MTIME=2 NFS_SHIM_NOREPLACE=1 NFS_SHIM_LINK_EEXIST=1 \
 	    NFS_SHIM_RENAME_ENOENT=3
 	$RUN mq-init "$T/k"
 	first=$(echo one | $RUN mq-send -k order-1 "$T/k")
@@ -487,16 +489,19 @@ injected() {
 key_pending() { grep -qs '^pending' "$Q"/keys/*; }
 
 # Hosts do not share pids: a pending idempotency key recorded by a sender
-# on one host cannot be judged by whether that pid lives on another.  Pid
-# and UTS namespaces (pids and a host name of its own) stand in for the
-# other host.
+# on one host cannot be judged by whether that pid lives on another, nor
+# by its age, since the sender may wait for its input however long.  Its
+# lock, which NFS carries to the server, tells.  Pid and UTS namespaces
+# (pids and a host name of its own) stand in for the other host.
 @test "scenario-nfs: mq-send -k on two hosts: a key pending on one host is waited for on the other" {
 	unshare -pfu true 2>/dev/null ||
 	    skip "pid and UTS namespaces are not allowed here (unshare -pu needs CAP_SYS_ADMIN)"
-	# The first sender holds the key while it waits for its body.
+	# The first sender holds the key while it waits for its body, for
+	# two minutes as far as the key's time says.
 	bg_start first sh -c '{ until [ -f "$1/go" ]; do sleep 0.05; done
 	    printf first; } | mq-send -k order-7 "$2"' _ "$T" "$Q"
 	wait_for 10 key_pending
+	touch -d '2 minutes ago' "$Q"/keys/*
 	bg_start second unshare -pfu sh -c 'hostname "mq-test-b.$$" &&
 	    printf second | mq-send -k order-7 "$1"' _ "$Q"
 	# Give the second sender time to look at the key.
