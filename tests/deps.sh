@@ -5,9 +5,11 @@ set -u
 # Build: pkg-config, libsodium, zlib.  Tests: bats and its libraries,
 # mandoc (man page lint), clang (fuzzing), strace (crash and fault
 # injection), valgrind (leaks), python3 (the history checker), jq,
-# e2fsprogs and xfsprogs (power cuts), redis-server (the bridge test).
+# e2fsprogs and xfsprogs (power cuts), redis-server (the bridge test),
+# bindfs (the NFS scenarios: a FUSE mount through which inotify sees
+# nothing).
 pkgs="pkg-config libsodium-dev zlib1g-dev bats bats-assert bats-support mandoc
-clang strace valgrind python3 jq e2fsprogs xfsprogs redis-server"
+clang strace valgrind python3 jq e2fsprogs xfsprogs redis-server bindfs"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

@@ -11,8 +11,8 @@
 # nothing quarantined.  With MQ_TEST_NFS set to a directory on a real NFS
 # mount, the exactly-once suite runs there too.
 bats_require_minimum_version 1.5.0
-load ../helpers/common
-load ../helpers/watch
+load helpers/common
+load helpers/watch
 
 # Three producers of 100 sends each; 30 under AddressSanitizer, where
 # every process start costs several milliseconds more.
@@ -363,7 +363,7 @@ two_hosts() {
 # build_shim: compile tests/tools/nfs-shim.c for this test.
 build_shim() {
 	SHIM="$T/nfs-shim.so"
-	cc -shared -fPIC -O2 -Wall -o "$SHIM" "$BATS_TEST_DIRNAME/../tools/nfs-shim.c" \
+	cc -shared -fPIC -O2 -Wall -o "$SHIM" "$BATS_TEST_DIRNAME/tools/nfs-shim.c" \
 	    -ldl || fail "cannot build the NFS shim"
 	export NFS_SHIM_LOG="$T/shim.log"
 	RUN="env LD_PRELOAD=$SHIM"
