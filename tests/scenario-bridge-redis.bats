@@ -2,10 +2,11 @@
 # The spool as the durable edge in front of Redis: contrib/bridges'
 # mq-to-redis (an mq-watch handler: spool -> stream) and redis-to-mq
 # (stream -> spool, mq-send -k by message id) against a real redis-server
-# that each test starts on a free loopback port and teardown stops.  Each
-# side is killed once with SIGKILL, at a moment when it has handed a
-# message on but not yet settled it, so at-least-once delivery repeats
-# exactly that message; deduplication by id must remove the repeat.
+# that each test starts on a free loopback port and teardown stops.  The
+# consumer of the stream is killed twice with SIGKILL and the consumer of
+# the spool once, each at a moment when it has handed a message on but
+# not yet settled it, so at-least-once delivery repeats exactly that
+# message; deduplication by id must remove the repeat.
 bats_require_minimum_version 1.5.0
 load helpers/common
 
@@ -173,7 +174,7 @@ crash_reverse() {
 	return 1
 }
 
-@test "bridges: spool -> Redis stream -> spool, each side killed once: every message arrives, in order, once after dedup" {
+@test "bridges: spool -> Redis stream -> spool, the stream's consumer killed twice and the spool's once: every message arrives, in order, once after dedup" {
 	mq-init "$T/outbox" "$T/inbox"
 	seq 1 "$N" | sed 's/^/m /' | mq-send -l "$T/outbox" >"$T/ids"
 	assert_equal "$(wc -l <"$T/ids")" "$N"
@@ -189,6 +190,12 @@ crash_reverse() {
 	unacked=$(group_field pending)
 	bg_start rev2 redis-to-mq -c c1 ev "$T/inbox"
 
+	# And its successor dies the same way.
+	wait_for 90 inbox_has $((N * 5 / 10))
+	crash_reverse "$(bg_pid rev2)"
+	unacked2=$(group_field pending)
+	bg_start rev3 redis-to-mq -c c1 ev "$T/inbox"
+
 	# The forwarder dies while a handler is adding a message to the
 	# stream: the message will be there but is not acked in the spool.
 	wait_for 90 stream_has $((N * 7 / 10))
@@ -199,6 +206,7 @@ crash_reverse() {
 	wait_for 150 done_all
 	echo "# $N messages through Redis and back in $(($(now_ms) - t0)) ms" >&3
 	assert [ "$unacked" -ge 1 ]
+	assert [ "$unacked2" -ge 1 ]
 
 	# In the stream: every message, in the order sent, and one extra
 	# copy of the message whose ack the forwarder's crash prevented.
