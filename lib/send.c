@@ -302,8 +302,7 @@ next_read(const struct mq_draft *d)
 	return COPY_CHUNK - (size_t)(file_offset(d) % COPY_CHUNK);
 }
 
-/* Past its first chunk an input is large: reserve the blocks for the
- * rest of a file, or widen a pipe to PIPE_WIDE, which took a 256 MiB body
+/* Set up for a large input: reserve the blocks for the rest of a file, or widen a pipe to PIPE_WIDE, which took a 256 MiB body
  * from cat a quarter faster than the default 64 KiB (fewer switches
  * between writer and reader).  Neither is needed, so only a disk too full
  * for the rest is an error. */
@@ -330,11 +329,14 @@ mq_draft_copy(struct mq_draft *d, int fd, int *input_failed)
 {
 	char buf[COPY_CHUNK];
 	off_t kicked = 0, total = 0;
+	size_t want;
+	int large = 0;
 	ssize_t n;
 
 	*input_failed = 0;
 	for (;;) {
-		n = read(fd, buf, next_read(d));
+		want = next_read(d);
+		n = read(fd, buf, want);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -348,11 +350,15 @@ mq_draft_copy(struct mq_draft *d, int fd, int *input_failed)
 		if (d->duplicate)
 			continue;
 		mq_writeback(d->fd, &kicked, file_offset(d));
-		/* Set up for a large input once, past its first chunk, so
-		 * that a small message costs no extra call. */
-		if (total < COPY_CHUNK && (total += n) >= COPY_CHUNK &&
-		    prepare_large(d, fd) == -1)
-			return -1;
+		/* An input that fills a read, or passes a chunk (a pipe's
+		 * reads are shorter), is large: set up for it once, so that a
+		 * small message costs no extra call. */
+		total += n;
+		if (!large && ((size_t)n == want || total >= COPY_CHUNK)) {
+			large = 1;
+			if (prepare_large(d, fd) == -1)
+				return -1;
+		}
 	}
 }
 
