@@ -302,10 +302,11 @@ next_read(const struct mq_draft *d)
 	return COPY_CHUNK - (size_t)(file_offset(d) % COPY_CHUNK);
 }
 
-/* Set up for a large input: reserve the blocks for the rest of a file, or widen a pipe to PIPE_WIDE, which took a 256 MiB body
- * from cat a quarter faster than the default 64 KiB (fewer switches
- * between writer and reader).  Neither is needed, so only a disk too full
- * for the rest is an error. */
+/* Set up for a large input: reserve the blocks for the rest of a file,
+ * or widen a pipe to PIPE_WIDE, which took a 256 MiB body from cat a
+ * quarter faster than the default 64 KiB (fewer switches between writer
+ * and reader).  Neither is needed, so only a disk too full for the rest
+ * is an error. */
 static int
 prepare_large(struct mq_draft *d, int fd)
 {
