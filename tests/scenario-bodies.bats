@@ -136,3 +136,21 @@ every_way() {
 	assert_line --index 1 --regexp "^[0-9]+:fsync\\($dir_fd\\) *= 0"
 	assert_line --index 2 --partial ":unlinkat("
 }
+
+@test "bodies: mq-recv -o over an existing FILE leaves exactly the body, longer, shorter or empty" {
+	head -c 30M /dev/urandom >"$T/got"
+	ln "$T/got" "$T/link"
+	chmod 600 "$T/got"
+	for body in "$BIG" "$T/short" "$T/empty" "$BIG"; do
+		case $body in
+		*/short) printf 'short body' >"$body" ;;
+		*/empty) : >"$body" ;;
+		esac
+		mq-send -q "$Q" "$body"
+		mq-recv -o "$T/got" "$Q"
+		cmp "$body" "$T/got"
+	done
+	# The same file, written over: its other name and its mode stay.
+	cmp "$T/got" "$T/link"
+	assert_equal "$(stat -c %a "$T/got")" 600
+}
