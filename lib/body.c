@@ -130,7 +130,9 @@ mq_msg_copy_body(struct mq_queue *q, const struct mq_msg *m, int fd)
 }
 
 /* The directory that holds path, synced, so that a file just created
- * there is found after a crash. */
+ * there is found after a crash.  A directory we may write in but not
+ * read (a drop box) cannot be opened to be synced: the file's data is
+ * all that can be made durable there, and that is no reason to fail. */
 static int
 sync_parent(const char *path)
 {
@@ -151,7 +153,7 @@ sync_parent(const char *path)
 		return -1;
 	}
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
+		return errno == EACCES ? 0 : -1;
 	rc = fsync(fd);
 	saved = errno;
 	close(fd);

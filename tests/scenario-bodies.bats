@@ -154,3 +154,24 @@ every_way() {
 	cmp "$T/got" "$T/link"
 	assert_equal "$(stat -c %a "$T/got")" 600
 }
+
+@test "bodies: mq-recv -o into a directory it may write but not read (a drop box) delivers" {
+	[ "$(id -u)" = 0 ] || skip "needs root to run as nobody"
+	command -v setpriv >/dev/null || skip "setpriv is not installed"
+	d=$(mktemp -d /tmp/mq-dropbox.XXXXXX)
+	chmod 755 "$d"
+	mkdir "$d/box"
+	chown nobody "$d" "$d/box"
+	chmod 333 "$d/box"
+	as_nobody() { setpriv --reuid nobody --regid nogroup --clear-groups "$@"; }
+	rc=0
+	{
+		as_nobody mq-init "$d/q" &&
+		    as_nobody mq-send -q "$d/q" <"$BIG" &&
+		    as_nobody mq-recv -o "$d/box/got" "$d/q" &&
+		    cmp "$BIG" "$d/box/got" &&
+		    [ "$(count_in "$d/q" new)$(count_in "$d/q" cur)" = 00 ]
+	} || rc=$?
+	rm -rf "$d"
+	assert_equal "$rc" 0
+}
