@@ -32,7 +32,7 @@ static const char help[] =
     "  -w, --wait          wait for a message\n"
     "  -t, --timeout SECS  wait at most SECS seconds\n"
     "  -L, --lease DUR     claim for DUR instead of removing\n"
-    "  -o, --output FILE   write the body to FILE\n"
+    "  -o, --output FILE   write the body to FILE, synced to disk\n"
     "  -H, --headers       print the headers, a blank line, then the body\n"
     "      --verify PUB    deliver only messages signed by PUB (a .pub file\n"
     "                      or a directory of them; repeatable)\n"
@@ -99,12 +99,18 @@ write_body(struct mq_queue *q, struct mq_msg *m, const char *out)
 {
 	int fd = 1, rc, err;
 
-	if (out != NULL && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0666)) == -1) {
+	/* Not O_TRUNC: mq_msg_save_body writes over what FILE held and
+	 * cuts it at the end of the body, which spares freeing and
+	 * allocating again the blocks and pages of a FILE used before. */
+	if (out != NULL && (fd = open(out, O_WRONLY | O_CREAT | O_CLOEXEC,
+	    0666)) == -1) {
 		cli_warn(out, errno);
 		return -1;
 	}
-	rc = mq_msg_copy_body(q, m, fd);
+	/* The message goes once the body is in FILE: a power cut must not
+	 * lose both. */
+	rc = out != NULL ? mq_msg_save_body(q, m, fd, out) :
+	    mq_msg_copy_body(q, m, fd);
 	err = errno;
 	if (fd != 1 && close(fd) == -1 && rc == 0) {
 		rc = -1;

@@ -100,6 +100,9 @@ int mq_write_all(int fd, const void *buf, size_t n);
 int mq_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 ssize_t mq_read_full(int fd, void *buf, size_t n);
 int mq_fsync_dirat(int dirfd, const char *name);
+int mq_prealloc(int fd, off_t off, off_t len);
+#define MQ_WRITEBACK_STEP (8 << 20)
+void mq_writeback(int fd, off_t *from, off_t to);
 int mq_rename_noreplace(int ofd, const char *from, int nfd, const char *to);
 int mq_move(int ofd, const char *from, int nfd, const char *to);
 int mq_move_unique(int ofd, const char *from, int nfd, const char *to);

@@ -54,6 +54,8 @@ struct mq_draft {
 };
 
 #define PROBE_MAX 65536
+#define COPY_CHUNK (128 * 1024)
+#define PIPE_WIDE (1 << 20)
 
 static const char *
 queue_name(const struct mq_queue *q)
@@ -276,15 +278,68 @@ mq_draft_write(struct mq_draft *d, const void *buf, size_t n)
 	return mq_enc_write(&d->enc, (const char *)buf + take, n - take);
 }
 
+/* Whether what is written to the draft is stored as it is: neither
+ * compressed nor sealed. */
+static int
+stored_as_written(const struct mq_draft *d)
+{
+	return d->started && d->enc.z == NULL && !d->enc.seal;
+}
+
+/* Where the next byte of the draft goes in its file. */
+static off_t
+file_offset(const struct mq_draft *d)
+{
+	return d->enc.wbase + (off_t)d->enc.wlen;
+}
+
+/* How much to read next.  A body stored as written is read so that each
+ * write ends on a multiple of COPY_CHUNK in the file: after a header of
+ * any length, unaligned writes took ext4 1.5 times as long. */
+static size_t
+next_read(const struct mq_draft *d)
+{
+	if (!stored_as_written(d))
+		return COPY_CHUNK;
+	return COPY_CHUNK - (size_t)(file_offset(d) % COPY_CHUNK);
+}
+
+/* Set up for a large input: reserve the blocks for the rest of a file,
+ * or widen a pipe to PIPE_WIDE, which took a 256 MiB body from cat a
+ * quarter faster than the default 64 KiB (fewer switches between writer
+ * and reader).  Neither is needed, so only a disk too full for the rest
+ * is an error. */
+static int
+prepare_large(struct mq_draft *d, int fd)
+{
+	struct stat st;
+	off_t pos;
+
+	if (fstat(fd, &st) == -1)
+		return 0;
+	if (S_ISFIFO(st.st_mode)) {
+		fcntl(fd, F_SETPIPE_SZ, PIPE_WIDE);
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode) || !stored_as_written(d) ||
+	    (pos = lseek(fd, 0, SEEK_CUR)) == -1 || st.st_size <= pos)
+		return 0;
+	return mq_prealloc(d->fd, file_offset(d), st.st_size - pos);
+}
+
 int
 mq_draft_copy(struct mq_draft *d, int fd, int *input_failed)
 {
-	char buf[128 * 1024];
+	char buf[COPY_CHUNK];
+	off_t kicked = 0, total = 0;
+	size_t want;
+	int large = 0;
 	ssize_t n;
 
 	*input_failed = 0;
 	for (;;) {
-		n = read(fd, buf, sizeof(buf));
+		want = next_read(d);
+		n = read(fd, buf, want);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -295,6 +350,18 @@ mq_draft_copy(struct mq_draft *d, int fd, int *input_failed)
 			return 0;
 		if (mq_draft_write(d, buf, (size_t)n) == -1)
 			return -1;
+		if (d->duplicate)
+			continue;
+		mq_writeback(d->fd, &kicked, file_offset(d));
+		/* An input that fills a read, or passes a chunk (a pipe's
+		 * reads are shorter), is large: set up for it once, so that a
+		 * small message costs no extra call. */
+		total += n;
+		if (!large && ((size_t)n == want || total >= COPY_CHUNK)) {
+			large = 1;
+			if (prepare_large(d, fd) == -1)
+				return -1;
+		}
 	}
 }
 

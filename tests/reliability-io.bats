@@ -53,7 +53,7 @@ status_of() {
 }
 
 # The calls each error is injected into, by their strace line.
-WRITES='^(write|pwrite64|fsync|fdatasync|syncfs|renameat2|linkat|unlinkat)\('
+WRITES='^(write|pwrite64|sendfile|fallocate|ftruncate|fsync|fdatasync|syncfs|renameat2|linkat|unlinkat)\('
 CREATES='^(mkdirat\(|openat\(.*O_CREAT)'
 
 # inject_each NAME ERRNO ERE: drive scenario NAME (prep_NAME DIR,
@@ -287,6 +287,83 @@ check_topic() {
 	assert_failure 1
 }
 
+# A large body (20 MiB: 160 writes of 128 KiB, writeback started every
+# 8 MiB) failing half way through its copy.
+
+# nothing_sent_after RC ERRNO: the send failed as it must, printed no
+# id, and left nothing in tmp/ or ready; the queue is fsck-clean.
+nothing_sent_after() {
+	[ "$status" = "$(status_of "$2")" ] || fail "$1: exit $status, want $(status_of "$2")"
+	assert_output ""
+	assert_equal "$stderr" "mq-send: $Q: $(strerror_of "$2")"
+	assert_equal "$(ls -A "$Q/tmp")" ""
+	assert_equal "$(ready_ids "$Q")" ""
+	fsck_clean "$Q"
+}
+
+@test "reliability: mq-send of a large body: ENOSPC or EIO half way through, from a file or a pipe, exits 75 or 74 and leaves nothing" {
+	need_strace
+	head -c 20M /dev/urandom >"$T/huge"
+	for err in ENOSPC EIO; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject=write:error=$err:when=80 mq-send "$Q" "$T/huge"
+		nothing_sent_after "file, $err" "$err"
+		run --separate-stderr bash -c 'cat "$3" | ASAN_OPTIONS=detect_leaks=0 \
+		    strace -qq -o /dev/null -e inject=write:error="$1":when=80 \
+		    mq-send "$2"' sh "$err" "$Q" "$T/huge"
+		nothing_sent_after "pipe, $err" "$err"
+	done
+	# The space for the body is reserved after its first chunk: a disk
+	# too full for it fails before the rest is copied (3 writes: the
+	# header, the chunk, the error line).
+	run --separate-stderr traced_env strace -qq -o "$T/trace" \
+	    -e inject=fallocate:error=ENOSPC:when=1 mq-send "$Q" "$T/huge"
+	nothing_sent_after "reserving" ENOSPC
+	[ "$(grep -c '^write(' "$T/trace")" -le 3 ] ||
+	    fail "$(grep -c '^write(' "$T/trace") writes before the reservation failed"
+	mq-send -q "$Q" "$T/huge"
+	mq-recv -o "$T/got" "$Q"
+	cmp "$T/huge" "$T/got"
+}
+
+# given_back ID: message ID is ready again, its delivery not counted.
+given_back() {
+	local f
+	f=$(find "$Q/new" -type f -name "$1.*")
+	[ "${f##*.}" = 0 ] || fail "ready as '${f##*/}', want $1.0"
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
+@test "reliability: mq-recv of a large body: ENOSPC or EIO half way through the copy or at the sync gives it back and exits 74" {
+	need_strace
+	head -c 20M /dev/urandom >"$T/huge"
+	id=$(mq-send "$Q" "$T/huge")
+	for at in write:error=ENOSPC:when=80 write:error=EIO:when=80 \
+	    fallocate:error=ENOSPC:when=1 fdatasync:error=EIO:when=1; do
+		err=${at#*error=}
+		err=${err%%:*}
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="$at" mq-recv -o "$T/got" "$Q"
+		[ "$status" = 74 ] || fail "$at: exit $status, want 74"
+		assert_equal "$stderr" "mq-recv: $T/got: $(strerror_of "$err")"
+		given_back "$id"
+	done
+	# To a pipe: sendfile failing half way, and a reader that stops.
+	run --separate-stderr bash -c 'ASAN_OPTIONS=detect_leaks=0 strace -qq \
+	    -o /dev/null -e inject=sendfile:error=EIO:when=100 mq-recv "$1" |
+	    cat >/dev/null; exit "${PIPESTATUS[0]}"' sh "$Q"
+	[ "$status" = 74 ] || fail "sendfile EIO: exit $status, want 74"
+	assert_equal "$stderr" "mq-recv: stdout: Input/output error"
+	given_back "$id"
+	run --separate-stderr bash -c 'mq-recv "$1" | head -c 1000 >/dev/null
+	    exit "${PIPESTATUS[0]}"' sh "$Q"
+	[ "$status" = 74 ] || fail "reader gone: exit $status, want 74"
+	assert_equal "$stderr" "mq-recv: stdout: Broken pipe"
+	given_back "$id"
+	mq-recv "$Q" | cmp - "$T/huge"
+	fsck_clean "$Q"
+}
+
 # --- receiving and settling ---------------------------------------------
 
 # A receive or settlement whose call failed: exit 74, one line naming
@@ -380,6 +457,20 @@ small_tmpfs() {
 	echo after | mq-send -q "$FQ"
 	assert_equal "$(mq-recv "$FQ")" after
 	assert_equal "$wrong" 0
+}
+
+@test "reliability: mq-recv -o onto a full filesystem exits 74 naming FILE and gives the message back" {
+	small_tmpfs size=256k
+	id=$(mq-send "$Q" "$T/big")
+	run --separate-stderr mq-recv -o "$TMPFS/got" "$Q"
+	assert_failure 74
+	assert_output ""
+	assert_equal "$stderr" "mq-recv: $TMPFS/got: No space left on device"
+	assert_equal "$(ready_ids "$Q")" "$id"
+	# The whole body was never written: its space was not there.
+	[ "$(stat -c %s "$TMPFS/got")" = 0 ]
+	mq-recv -o "$T/got" "$Q"
+	cmp "$T/big" "$T/got"
 }
 
 @test "reliability: mq-send out of inodes exits 75 naming the queue; what was sent is intact" {

@@ -2,7 +2,8 @@
  * eintr - LD_PRELOAD shim: read(2) and write(2) fail with EINTR, having
  * done nothing, on about one call in three (as when a signal with a
  * handler arrives while a slow read or write waits), so that a program's
- * retry loops are exercised.  The sequence is random but repeatable:
+ * retry loops are exercised; so does sendfile(2), which copies a large
+ * body to a pipe.  The sequence is random but repeatable:
  * EINTR_SEED (default 1) seeds it.  With EINTR_PWRITE=1, pwrite(2) and
  * pread(2) are interrupted too.
  *
@@ -50,6 +51,7 @@ typedef ssize_t (*write_fn)(int, const void *, size_t);
 typedef ssize_t (*read_fn)(int, void *, size_t);
 typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
 typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
+typedef ssize_t (*sendfile_fn)(int, int, off_t *, size_t);
 
 #define REAL(type, name) \
 	static type real; \
@@ -96,4 +98,18 @@ pread64(int fd, void *buf, size_t n, off_t off)
 {
 	REAL(pread_fn, "pread64");
 	return positional_too() && interrupt() ? -1 : real(fd, buf, n, off);
+}
+
+ssize_t
+sendfile(int out, int in, off_t *off, size_t n)
+{
+	REAL(sendfile_fn, "sendfile");
+	return interrupt() ? -1 : real(out, in, off, n);
+}
+
+ssize_t
+sendfile64(int out, int in, off_t *off, size_t n)
+{
+	REAL(sendfile_fn, "sendfile64");
+	return interrupt() ? -1 : real(out, in, off, n);
 }

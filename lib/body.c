@@ -1,0 +1,232 @@
+/*
+ * body.c - delivering a claimed message's body, in memory that does not
+ * grow with it.
+ *
+ * A plain body (not compressed or sealed; a signed one too, since its
+ * signature follows the body and is simply not copied) comes straight out
+ * of the message file.  To a pipe or a socket it goes with sendfile, the
+ * pages handed over without passing through this process.  To a file it
+ * goes with pread and write of 128 KiB into blocks reserved beforehand,
+ * each write ending on a multiple of 128 KiB of the output.  On ext4 that
+ * measured fastest (256 MiB from the page cache: 50 ms, against 65 ms
+ * without the reservation and 80-100 ms with copy_file_range, whose
+ * in-kernel copy stumbles on a body that starts at an odd offset, after
+ * its header).
+ * Compressed and sealed bodies are decoded by decode.c.  A body saved
+ * durably has its writeback started every few MiB while it is copied, so
+ * that the final sync finds little left to write.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mq_impl.h"
+
+#define CHUNK (128 * 1024)
+#define SENDFILE_MAX (1 << 30)
+
+/* Copy with sendfile.  Returns 0 when all is copied, 1 when out takes no
+ * sendfile (a terminal) and the rest must be written, -1 on error. */
+static int
+send_pages(int in, off_t *off, off_t *left, int out)
+{
+	ssize_t n;
+
+	while (*left > 0) {
+		n = sendfile(out, in, off, *left < SENDFILE_MAX ?
+		    (size_t)*left : SENDFILE_MAX);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return errno == EINVAL || errno == ENOSYS ? 1 : -1;
+		}
+		if (n == 0) {
+			errno = MQ_EBADMSG;
+			return -1;
+		}
+		*left -= n;
+	}
+	return 0;
+}
+
+/* Copy through a buffer; at is where out writes (for a file), so that
+ * writes end on multiples of CHUNK.  durable: start writeback as it goes. */
+static int
+copy_loop(int in, off_t off, off_t left, int out, off_t at, int durable)
+{
+	char buf[CHUNK];
+	off_t kicked = at;
+	size_t want;
+	ssize_t r;
+
+	while (left > 0) {
+		want = CHUNK - (size_t)(at % CHUNK);
+		if ((off_t)want > left)
+			want = (size_t)left;
+		r = pread(in, buf, want, off);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = MQ_EBADMSG;
+			return -1;
+		}
+		if (mq_write_all(out, buf, (size_t)r) == -1)
+			return -1;
+		off += r;
+		left -= r;
+		at += r;
+		if (durable)
+			mq_writeback(out, &kicked, at);
+	}
+	return 0;
+}
+
+static int
+copy_plain(const struct mq_msg *m, int out, int durable)
+{
+	off_t off = m->body_offset, left = m->body_size, at;
+	struct stat st;
+	int rc, fl;
+
+	/* A small body is one pread and one write: nothing to set up. */
+	if (left <= CHUNK)
+		return copy_loop(m->fd, off, left, out, 0, 0);
+	if (fstat(out, &st) == -1)
+		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		if ((rc = send_pages(m->fd, &off, &left, out)) != 1)
+			return rc;
+		return copy_loop(m->fd, off, left, out, 0, 0);
+	}
+	if ((fl = fcntl(out, F_GETFL)) == -1)
+		return -1;
+	at = fl & O_APPEND ? st.st_size : lseek(out, 0, SEEK_CUR);
+	if (at == -1 || mq_prealloc(out, at, left) == -1)
+		return -1;
+	return copy_loop(m->fd, off, left, out, at, durable);
+}
+
+static int
+copy_body(struct mq_queue *q, const struct mq_msg *m, int fd, int durable)
+{
+	if (m->compressed || m->sealed)
+		return mq_decode(q, m, fd);
+	return copy_plain(m, fd, durable);
+}
+
+int
+mq_msg_copy_body(struct mq_queue *q, const struct mq_msg *m, int fd)
+{
+	return copy_body(q, m, fd, 0);
+}
+
+/* The directory that holds path, synced, so that a file just created
+ * there is found after a crash.  A directory we may write in but not
+ * read (a drop box) cannot be opened to be synced: the file's data is
+ * all that can be made durable there, and that is no reason to fail. */
+static int
+sync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t len;
+	int fd, rc, saved;
+
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == path)
+		strcpy(dir, "/");
+	else if ((len = (size_t)(slash - path)) < sizeof(dir)) {
+		memcpy(dir, path, len);
+		dir[len] = '\0';
+	} else {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return errno == EACCES ? 0 : -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int
+mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
+    const char *path)
+{
+	struct stat st;
+	off_t end;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (!S_ISREG(st.st_mode))
+		return copy_body(q, m, fd, 0);
+	if (copy_body(q, m, fd, 1) == -1 ||
+	    (end = lseek(fd, 0, SEEK_CUR)) == -1 || ftruncate(fd, end) == -1 ||
+	    fdatasync(fd) == -1)
+		return -1;
+	return sync_parent(path);
+}
+
+/* A decoded body reaches a handler through a pipe fed by a grandchild, so
+ * that the parent need not pump it and no zombie is left behind. */
+static int
+decoder_pipe(struct mq_queue *q, const struct mq_msg *m)
+{
+	int p[2], status, saved;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	if ((pid = fork()) == -1)
+		goto fail;
+	if (pid == 0) {
+		close(p[0]);
+		signal(SIGPIPE, SIG_DFL);
+		if (fork() == 0)
+			_exit(mq_msg_copy_body(q, m, p[1]) == 0 ? 0 : 1);
+		_exit(0);
+	}
+	close(p[1]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	return p[0];
+fail:
+	saved = errno;
+	close(p[0]);
+	close(p[1]);
+	errno = saved;
+	return -1;
+}
+
+int
+mq_msg_body_fd(struct mq_queue *q, const struct mq_msg *m)
+{
+	int fd;
+
+	/* A signed file ends in its signature, which is not body. */
+	if (m->compressed || m->sealed || m->signed_)
+		return decoder_pipe(q, m);
+	fd = openat(q->dirfd[MQ_DIR_CUR], m->lease_name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	if (lseek(fd, m->body_offset, SEEK_SET) == -1) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
