@@ -99,11 +99,8 @@ write_body(struct mq_queue *q, struct mq_msg *m, const char *out)
 {
 	int fd = 1, rc, err;
 
-	/* Not O_TRUNC: mq_msg_save_body writes over what FILE held and
-	 * cuts it at the end of the body, which spares freeing and
-	 * allocating again the blocks and pages of a FILE used before. */
-	if (out != NULL && (fd = open(out, O_WRONLY | O_CREAT | O_CLOEXEC,
-	    0666)) == -1) {
+	if (out != NULL && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0666)) == -1) {
 		cli_warn(out, errno);
 		return -1;
 	}

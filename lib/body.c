@@ -166,15 +166,12 @@ mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
     const char *path)
 {
 	struct stat st;
-	off_t end;
 
 	if (fstat(fd, &st) == -1)
 		return -1;
 	if (!S_ISREG(st.st_mode))
 		return copy_body(q, m, fd, 0);
-	if (copy_body(q, m, fd, 1) == -1 ||
-	    (end = lseek(fd, 0, SEEK_CUR)) == -1 || ftruncate(fd, end) == -1 ||
-	    fdatasync(fd) == -1)
+	if (copy_body(q, m, fd, 1) == -1 || fdatasync(fd) == -1)
 		return -1;
 	return sync_parent(path);
 }

@@ -205,10 +205,9 @@ void mq_msg_close(struct mq_msg *m);
 /* Copy the decoded body to fd.  Returns 0, or -1 with errno (EBADMSG when
  * the file is damaged, MQ_ENOKEY when sealed to a key we lack). */
 int mq_msg_copy_body(struct mq_queue *q, const struct mq_msg *m, int fd);
-/* The same, and when fd is a regular file (a pipe or a device is only
- * copied to) the file ends with the body, cut there, and is durable
- * before it returns: its data synced, and the directory of path, the name
- * fd was opened by, synced too. */
+/* The same, and durable before it returns when fd is a regular file (a
+ * pipe or a device is only copied to): its data synced, and the directory
+ * of path, the name fd was opened by, synced too. */
 int mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
     const char *path);
 /* A fresh, unlocked descriptor that reads the decoded body, for a

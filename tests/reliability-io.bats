@@ -53,7 +53,7 @@ status_of() {
 }
 
 # The calls each error is injected into, by their strace line.
-WRITES='^(write|pwrite64|sendfile|fallocate|ftruncate|fsync|fdatasync|syncfs|renameat2|linkat|unlinkat)\('
+WRITES='^(write|pwrite64|sendfile|fallocate|fsync|fdatasync|syncfs|renameat2|linkat|unlinkat)\('
 CREATES='^(mkdirat\(|openat\(.*O_CREAT)'
 
 # inject_each NAME ERRNO ERE: drive scenario NAME (prep_NAME DIR,
