@@ -146,6 +146,7 @@ decide(struct mq_draft *d)
 		return -1;
 	free(d->probe);
 	d->probe = NULL;
+	d->probe_len = 0;
 	return 0;
 }
 

@@ -324,3 +324,14 @@ pop_cmp() {
 	assert_success
 	assert_output --regexp '^mq-send [0-9]+\.[0-9]+\.[0-9]+$'
 }
+
+@test "mq-send: max-size counts each byte of a body once, whether or not it is compressed" {
+	mq-init --max-size 200k --compress auto "$Q"
+	head -c 200000 /dev/urandom >"$BATS_TEST_TMPDIR/fits"
+	head -c 210000 /dev/urandom >"$BATS_TEST_TMPDIR/over"
+	run -0 mq-send -q "$Q" "$BATS_TEST_TMPDIR/fits"
+	run -65 --separate-stderr mq-send "$Q" "$BATS_TEST_TMPDIR/over"
+	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR/over: Larger than the queue's max-size"
+	mq-recv -o "$BATS_TEST_TMPDIR/got" "$Q"
+	cmp "$BATS_TEST_TMPDIR/fits" "$BATS_TEST_TMPDIR/got"
+}
