@@ -363,12 +363,16 @@ init "$W/r"
 init "$W/r2"
 n4=$($DRIVE populate "$W/r" "$DRAIN" 1024 "$POP_S")
 n4b=$($DRIVE populate "$W/r2" "$n4" 1024 "$POP_S")
+[ -n "$PY" ] && "$PY" "$here/dirq_peer.py" populate "$W/dq" "$n4" "$POP_S" >/dev/null
+# Every backlog on disk before any drain: a file whose data was never
+# written back (dirq never syncs) is freed without touching the disk,
+# which would time the page cache against mq's durable files.
+sync
 r=$($DRIVE drain "$W/r")
 r_api=$(calc "$(field "$r" 1) / $(field "$r" 2)" 0)
 r=$($RUNX -n 1 -w 0 -- "$BIN/mq-watch" --drain "$W/r2")
 r_watch=$(calc "$n4b / ($(field "$r" 1) / 1000000)" 0)
 if [ -n "$PY" ]; then
-	"$PY" "$here/dirq_peer.py" populate "$W/dq" "$n4" "$POP_S" >/dev/null
 	r=$("$PY" "$here/dirq_peer.py" drain "$W/dq")
 	r_dirq=$(calc "$(field "$r" 1) / $(field "$r" 2)" 0)
 	ratio=$(calc "$r_api / $r_dirq")
