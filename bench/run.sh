@@ -477,7 +477,7 @@ say "goal 7: one $BIG_MB MiB body"
 head -c $((BIG_MB * 1048576)) /dev/urandom > "$W/big"
 init "$W/L"
 sync "$W/big"
-r=$($RUNX -f -n "$BIG_ROUNDS" -w 0 -- ">$W/copy" cat "$W/big" ::: \
+r=$($RUNX -f -n "$BIG_ROUNDS" -w 1 -- ">$W/copy" cat "$W/big" ::: \
     sh -c "cat '$W/big' > '$W/copy2' && sync '$W/copy2'" ::: \
     "$BIN/mq-send" -q "$W/L" "$W/big" ::: "$BIN/mq-recv" -o "$W/copy3" "$W/L")
 t_cat=$(echo "$r" | sed -n 1p | awk '{ print $1 }')
