@@ -324,3 +324,9 @@ pop_cmp() {
 	assert_success
 	assert_output --regexp '^mq-send [0-9]+\.[0-9]+\.[0-9]+$'
 }
+
+@test "mq-send: --version to a full disk fails with 74" {
+	run --separate-stderr bash -c 'mq-send --version >/dev/full'
+	assert_failure 74
+	assert_equal "$stderr" "mq-send: stdout: No space left on device"
+}
