@@ -371,6 +371,6 @@ main(int argc, char *argv[])
 		if (i == argc)
 			break;
 	}
-	mq_close(s.q);
+	/* No mq_close: the exit closes the queue's descriptors anyway. */
 	return s.stdout_failed ? status : cli_flush(status);
 }
