@@ -51,24 +51,26 @@ on_quarantine(const char *name, int err, void *arg)
 }
 
 /* Claim a message, waiting as asked.  Returns 1, 0 (none), or -1.  The
- * waiter is handed back to be freed after the message is dealt with:
- * closing an inotify descriptor can take milliseconds. */
+ * waiter is handed back to be freed after the message is dealt with. */
 static int
 claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
     struct mq_msg *m, struct mq_waiter **wp)
 {
-	struct mq_waiter *w = NULL;
+	struct mq_waiter *w;
 	struct timespec start, now;
 	int rc, left = wait_ms;
 
-	if (wait_ms != 0 && (w = mq_waiter_new(q)) == NULL)
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	/* A message that is ready needs no watches set up and torn down. */
+	if ((rc = mq_claim(q, lease, keep_lock, m)) != 0 || wait_ms == 0)
+		return rc;
+	if ((w = mq_waiter_new(q)) == NULL)
 		return -1;
 	*wp = w;
-	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		if (w != NULL && mq_waiter_arm(w) == -1)
+		if (mq_waiter_arm(w) == -1)
 			return -1;
-		if ((rc = mq_claim(q, lease, keep_lock, m)) != 0 || w == NULL)
+		if ((rc = mq_claim(q, lease, keep_lock, m)) != 0)
 			return rc;
 		if (wait_ms > 0) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
@@ -80,6 +82,39 @@ claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
 		if (mq_waiter_wait(w, left) == -1 && errno != EINTR)
 			return -1;
 	}
+}
+
+/* The last close of an inotify descriptor waits until the kernel has
+ * retired its watches, an SRCU grace period shared with every inotify
+ * user of the machine: 0.5-20 ms measured, which our exit would pay
+ * before the caller sees the message arrive.  A child takes a copy of the
+ * descriptor, so ours closes at once, and holds it until our end of a
+ * pipe closes with our exit: then the child pays the wait, unseen. */
+static void
+hand_off(struct mq_waiter *w)
+{
+	int ifd = mq_waiter_fd(w), p[2], lo, hi;
+	char c;
+	pid_t pid;
+
+	if (ifd == -1 || pipe2(p, O_CLOEXEC) == -1)
+		return;
+	if ((pid = fork()) == 0) {
+		/* Our output among them: the reader must not wait for us. */
+		lo = ifd < p[0] ? ifd : p[0];
+		hi = ifd < p[0] ? p[0] : ifd;
+		if (lo > 0)
+			close_range(0, (unsigned)lo - 1, 0);
+		if (hi > lo + 1)
+			close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+		close_range((unsigned)hi + 1, ~0U, 0);
+		while (read(p[0], &c, 1) == -1 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(p[0]);
+	if (pid == -1)
+		close(p[1]);
 }
 
 static void
@@ -267,6 +302,8 @@ main(int argc, char *argv[])
 		lease = cfg.lease_s;
 	}
 	rc = claim(q, wait_ms, lease, !leased, &m, &w);
+	if (rc == 1 && w != NULL)
+		hand_off(w);
 	if (rc == -1) {
 		err = errno;
 		cli_warn(queue, err);

@@ -277,7 +277,9 @@ mq_config(struct mq_queue *q, struct mq_config *out)
 			errno = MQ_EBADCONF;
 			return -1;
 		}
-		n = mq_read_full(fd, buf, CONFIG_MAX);
+		/* One read: a regular file comes short only at its end. */
+		while ((n = read(fd, buf, CONFIG_MAX)) == -1 && errno == EINTR)
+			;
 		close(fd);
 		if (n == -1 || mq_config_parse(buf, (size_t)n, &c) == -1)
 			return -1;

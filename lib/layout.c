@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +138,11 @@ mq_open(const char *operand)
 	q->file_mode = st.st_mode & 0666;
 	q->dir_mode = st.st_mode & 07777;
 	q->lock_off = (off_t)(st.st_ino & 0x3fffffffffff);
+	/* A filesystem on a block device of this host is local (network
+	 * filesystems, FUSE and 9p have anonymous devices, major 0): that
+	 * spares each process that sends the fstatfs of mq_is_remote. */
+	if (major(st.st_dev) != 0 && getenv("MQ_POLL") == NULL)
+		q->remote = 0;
 	return q;
 fail:
 	i = errno;

@@ -3,13 +3,16 @@
  *
  * inotify watches new/ (a new bucket), every bucket in it (a message
  * renamed in), cur/ (a lease whose end must be timed, or a settlement
- * that frees a message group) and delay/ (a retry's due time).  inotify is not recursive, so buckets are watched afresh each
- * time the waiter is armed, before the caller looks for work: anything
- * sent after that look raises an event.  Every wake leads to a full look,
- * so an overflowed event queue (IN_Q_OVERFLOW) loses nothing.  Leases and
- * delays end by the clock, not by an event, so the sleep is bounded by the
- * earliest of them; a lock holder's death raises no event in the folder,
- * so while any lease is held by a lock the sleep is at most a second.
+ * that frees a message group) and delay/ (a retry's due time).  inotify
+ * is not recursive: a bucket made since the last arm is named by its
+ * event in new/, and arming watches it before the caller looks for work,
+ * so anything sent after that look raises an event.  new/ is listed again
+ * only when events were lost (IN_Q_OVERFLOW), which keeps a directory
+ * listing off the path from a wake to its claim.  Every wake leads to a
+ * full look, so a lost event loses nothing.  Leases and delays end by the
+ * clock, not by an event, so the sleep is bounded by the earliest of
+ * them; a lock holder's death raises no event in the folder, so while
+ * any lease is held by a lock the sleep is at most a second.
  * Where inotify cannot see other hosts' changes (network filesystems) the
  * waiter polls.
  */
@@ -31,22 +34,40 @@
 struct mq_waiter {
 	struct mq_queue *q;
 	int ifd;
+	int new_wd;		/* the watch on new/, whose events name buckets */
+	int relist;		/* buckets may be unwatched: list new/ */
 };
 
+/* Watch QUEUE/DIR, or QUEUE/new/BUCKET; returns the watch descriptor. */
 static int
-watch(struct mq_waiter *w, enum mq_dir which, uint32_t mask)
+watch(struct mq_waiter *w, enum mq_dir which, const char *bucket,
+    uint32_t mask)
 {
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + NAME_MAX + 8];
 	int n;
 
-	n = snprintf(path, sizeof(path), "%s/%s", w->q->path,
-	    mq_dir_names[which]);
+	n = snprintf(path, sizeof(path), "%s/%s%s%s", w->q->path,
+	    mq_dir_names[which], bucket != NULL ? "/" : "",
+	    bucket != NULL ? bucket : "");
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	return inotify_add_watch(w->ifd, path, mask | IN_ONLYDIR |
-	    IN_DONT_FOLLOW) == -1 ? -1 : 0;
+	    IN_DONT_FOLLOW);
+}
+
+static int
+watch_folders(struct mq_waiter *w)
+{
+	if ((w->new_wd = watch(w, MQ_DIR_NEW, NULL, IN_CREATE |
+	    IN_MOVED_TO)) == -1 ||
+	    watch(w, MQ_DIR_CUR, NULL, IN_CREATE | IN_MOVED_TO | IN_DELETE |
+	    IN_MOVED_FROM) == -1 ||
+	    watch(w, MQ_DIR_DELAY, NULL, IN_CREATE | IN_MOVED_TO) == -1)
+		return -1;
+	w->relist = 1;
+	return 0;
 }
 
 struct mq_waiter *
@@ -64,12 +85,8 @@ mq_waiter_new(struct mq_queue *q)
 	w->ifd = -1;
 	if (mq_is_remote(q))
 		return w;
-	if ((w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
-		goto fail;
-	if (watch(w, MQ_DIR_NEW, IN_CREATE | IN_MOVED_TO) == -1 ||
-	    watch(w, MQ_DIR_CUR, IN_CREATE | IN_MOVED_TO | IN_DELETE |
-	    IN_MOVED_FROM) == -1 ||
-	    watch(w, MQ_DIR_DELAY, IN_CREATE | IN_MOVED_TO) == -1)
+	if ((w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1 ||
+	    watch_folders(w) == -1)
 		goto fail;
 	return w;
 fail:
@@ -95,27 +112,15 @@ mq_waiter_fd(const struct mq_waiter *w)
 	return w->ifd;
 }
 
-static void
-drain(int fd)
+/* Watch every bucket in new/. */
+static int
+watch_buckets(struct mq_waiter *w)
 {
-	char buf[8192];
-
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-}
-
-int
-mq_waiter_arm(struct mq_waiter *w)
-{
-	char path[PATH_MAX + NAME_MAX + 8];
 	struct dirent *de;
 	struct mq_bucket b;
 	DIR *d;
 	int fd;
 
-	if (w->ifd == -1)
-		return 0;
-	drain(w->ifd);
 	fd = openat(w->q->dirfd[MQ_DIR_NEW], ".", O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC);
 	if (fd == -1)
@@ -124,15 +129,50 @@ mq_waiter_arm(struct mq_waiter *w)
 		close(fd);
 		return -1;
 	}
-	while ((de = readdir(d)) != NULL) {
-		if (mq_bucket_name_parse(de->d_name, &b) == -1)
-			continue;
-		snprintf(path, sizeof(path), "%s/new/%s", w->q->path, de->d_name);
-		/* A bucket removed meanwhile needs no watch. */
-		inotify_add_watch(w->ifd, path, IN_CREATE | IN_MOVED_TO |
-		    IN_ONLYDIR | IN_DONT_FOLLOW);
-	}
+	/* A bucket removed meanwhile needs no watch. */
+	while ((de = readdir(d)) != NULL)
+		if (mq_bucket_name_parse(de->d_name, &b) == 0)
+			watch(w, MQ_DIR_NEW, de->d_name, IN_CREATE | IN_MOVED_TO);
 	closedir(d);
+	return 0;
+}
+
+/* Read the pending events: watch each bucket made in new/, and note
+ * whether any were lost. */
+static void
+take_events(struct mq_waiter *w)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	struct mq_bucket b;
+	ssize_t n;
+	char *p;
+
+	while ((n = read(w->ifd, buf, sizeof(buf))) > 0) {
+		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->mask & IN_Q_OVERFLOW)
+				w->relist = 1;
+			else if (ev->wd == w->new_wd && (ev->mask & IN_ISDIR) &&
+			    ev->len > 0 &&
+			    mq_bucket_name_parse(ev->name, &b) == 0)
+				watch(w, MQ_DIR_NEW, ev->name, IN_CREATE |
+				    IN_MOVED_TO);
+		}
+	}
+}
+
+int
+mq_waiter_arm(struct mq_waiter *w)
+{
+	if (w->ifd == -1)
+		return 0;
+	take_events(w);
+	if (w->relist) {
+		if (watch_buckets(w) == -1)
+			return -1;
+		w->relist = 0;
+	}
 	return 0;
 }
 

@@ -275,6 +275,19 @@ decoy() {
 	assert [ "$took" -lt 3000 ]
 }
 
+@test "mq-recv: -w that waited leaves nothing of itself behind once it has exited" {
+	bg_start recv mq-recv -w "$Q"
+	wait_for 10 is_polling "$(bg_pid recv)"
+	send waited >/dev/null
+	bg_wait 10 recv
+	assert_equal "$(bg_rc recv)" 0
+	assert_equal "$(bg_out recv)" waited
+	# Its inotify descriptor is closed by a child once it has gone.
+	no_waiter() { ! pgrep -f "mq-recv -w $Q\$" >/dev/null; }
+	wait_for 10 no_waiter
+	assert_equal "$(ready_count)" 0
+}
+
 @test "mq-recv: -w with a message ready returns it without waiting" {
 	send ready >/dev/null
 	run timeout 10 mq-recv -w "$Q"

@@ -325,6 +325,12 @@ pop_cmp() {
 	assert_output --regexp '^mq-send [0-9]+\.[0-9]+\.[0-9]+$'
 }
 
+@test "mq-send: --version to a full disk fails with 74" {
+	run --separate-stderr bash -c 'mq-send --version >/dev/full'
+	assert_failure 74
+	assert_equal "$stderr" "mq-send: stdout: No space left on device"
+}
+
 @test "mq-send: max-size counts each byte of a body once, whether or not it is compressed" {
 	mq-init --max-size 200k --compress auto "$Q"
 	head -c 200000 /dev/urandom >"$BATS_TEST_TMPDIR/fits"

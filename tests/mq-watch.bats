@@ -35,6 +35,39 @@ EOF
 	empty_queue
 }
 
+@test "mq-watch: a handler leads its own process group with no signal blocked or ignored, and only its message's MQ_* variables" {
+	handler h <<'EOF'
+{
+	echo "pgid=$(($(cut -d' ' -f5 /proc/$$/stat) == $$))"
+	env | grep -E '^MQ_(QUEUE|ID|RECEIPT|ATTEMPT|H_[A-Z_]*)=' |
+	    cut -d= -f1 | sort | tr '\n' ' '
+	echo "id=$MQ_ID"
+} >"$T/seen"
+# bash blocks SIGCHLD while it waits; what it inherited, its exec keeps.
+exec grep -E '^Sig(Blk|Ign):' /proc/self/status >>"$T/seen"
+EOF
+	id=$(mq-send -H colour=red "$Q" </dev/null)
+	run -0 env MQ_ID=stale MQ_H_OLD=x MQ_ATTEMPT=9 \
+	    timeout 20 mq-watch --drain "$Q" -- "$T/h"
+	run cat "$T/seen"
+	assert_line --index 0 'pgid=1'
+	assert_line --index 1 'MQ_ATTEMPT MQ_H_COLOUR MQ_ID MQ_QUEUE MQ_RECEIPT id='"$id"
+	assert_line --index 2 --regexp $'^SigBlk:\t0+$'
+	# Signals 1-31: glibc's posix_spawn leaves its own 32 and 33 ignored.
+	ign=$(sed -n 's/^SigIgn:\t//p' "$T/seen")
+	assert_equal "$(( 0x$ign & 0x7fffffff ))" 0
+}
+
+@test "mq-watch: a handler script without #! runs under /bin/sh, as execvp(3) runs it" {
+	printf 'cat >"$T/body"\n' >"$T/plain"
+	chmod +x "$T/plain"
+	printf 'hello' | mq-send -q "$Q"
+	run -0 timeout 20 mq-watch --drain "$Q" -- "$T/plain"
+	run cat "$T/body"
+	assert_output hello
+	empty_queue
+}
+
 @test "mq-watch: a failing handler's message is delayed by the backoff; the messages behind it still go through" {
 	mq-init --backoff 1m "$Q"
 	handler h <<'EOF'
