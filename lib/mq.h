@@ -175,6 +175,10 @@ void mq_send_ahead(struct mq_queue *q, unsigned n);
  * mq_commit does it for drafts not yet closed.  Fails with MQ_ETOOBIG
  * when the body exceeds the queue's max-size. */
 int mq_draft_close(struct mq_draft *d);
+/* Close the draft and its file now, for a caller gathering many drafts
+ * for one mq_commit: a parked draft holds no descriptor, and its data is
+ * synced with the rest of the group, by one syncfs. */
+int mq_draft_park(struct mq_draft *d);
 /* Make drafts durable and visible as one group: data synced, renamed into
  * new/, directories synced.  Returns how many drafts, from the first, were
  * committed; fewer than n means errno says why the rest were not (they are
