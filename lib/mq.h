@@ -169,7 +169,8 @@ int mq_draft_copy(struct mq_draft *d, int fd, int *input_failed);
 const char *mq_draft_id(const struct mq_draft *d);
 /* Take ids from the counter n at a time for a run of sends from this
  * process: one locked counter update per n messages.  Ids left unused
- * at the end are skipped; order is as if each send took its own. */
+ * when a group is committed are skipped, so a message's id is never
+ * older than the group it is committed with. */
 void mq_send_ahead(struct mq_queue *q, unsigned n);
 /* Finish the body: flush compression and sealing, release buffers.
  * mq_commit does it for drafts not yet closed.  Fails with MQ_ETOOBIG

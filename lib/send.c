@@ -438,6 +438,10 @@ mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 
 	if (n == 0)
 		return 0;
+	/* Ids taken ahead and not used by this group are skipped: the next
+	 * group takes its own, so no message's id is older than its group,
+	 * however long the input pauses between groups. */
+	q->seq_left = 0;
 	if (mq_config(q, &cfg) == -1)
 		return 0;
 	if (cfg.subscribers[0] != '\0')

@@ -281,6 +281,24 @@ pop_cmp() {
 	assert_output late
 }
 
+@test "mq-send: -l after a pause comes after what others sent meanwhile" {
+	fifo="$BATS_TEST_TMPDIR/in"
+	mkfifo "$fifo"
+	bg_start sender mq-send -l "$Q" "$fifo"
+	exec 5<>"$fifo"
+	printf 'early\n' >&5
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/sender.out"
+	echo other | mq-send -q "$Q"
+	printf 'late\n' >&5
+	exec 5>&-
+	bg_wait 10 sender
+	assert_equal "$(bg_rc sender)" 0
+	for want in early other late; do
+		run mq-recv "$Q"
+		assert_output "$want"
+	done
+}
+
 @test "mq-send: -l or -0 with empty input sends nothing" {
 	run --separate-stderr mq-send -l "$Q" </dev/null
 	assert_success
