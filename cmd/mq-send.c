@@ -50,8 +50,8 @@ static const char help[] =
  * enough that the syncs cost little beside the creates (a group of 256
  * spent a third of its time in them), small enough that a slow input
  * still sees its messages out within a tenth of a second.  Each message
- * is parked once written, so a group holds no descriptors and about
- * 5 KiB of memory a message. */
+ * but the newest is parked once written, so a group holds two
+ * descriptors at most and about 5 KiB of memory a message. */
 #define GROUP_MAX 1024
 #define GROUP_BYTES (16 << 20)
 #define GROUP_NS 100000000
@@ -67,6 +67,7 @@ struct sender {
 	size_t n;
 	size_t bytes;		/* of the group's messages */
 	int64_t first_ns;	/* when its first message was taken */
+	int records;		/* -l or -0 */
 	int stdout_failed;
 };
 
@@ -86,6 +87,11 @@ commit(struct sender *s)
 			puts(mq_draft_id(s->group[i]));
 		mq_draft_free(s->group[i]);
 	}
+	/* A commit skips the ids its group took and left unused: take
+	 * about as many as the last group needed, so that the lines of a
+	 * slow input, a group each, do not each begin a bucket. */
+	if (s->records)
+		mq_send_ahead(s->q, s->n < GROUP_MAX / 2 ? 2 * s->n : GROUP_MAX);
 	s->n = 0;
 	s->bytes = 0;
 	if (err != 0) {
@@ -222,7 +228,10 @@ send_records(struct sender *s, int fd, const char *name, char delim)
 			s->bytes += len;
 			if (hit == NULL)
 				break;
-			if (mq_draft_park(d) == -1)
+			/* The newest message keeps its descriptor, so that
+			 * a group of one, a slow input's line, is synced by
+			 * itself rather than with the whole filesystem. */
+			if (s->n > 0 && mq_draft_park(s->group[s->n - 1]) == -1)
 				goto fail_queue;
 			full = add(s, d);
 			d = NULL;
@@ -377,6 +386,7 @@ main(int argc, char *argv[])
 		cli_warn(s.queue, err);
 		return mq_exit_status(err);
 	}
+	s.records = records;
 	if (records)
 		mq_send_ahead(s.q, GROUP_MAX);
 	for (i = optind; i < argc || i == optind; i++) {
