@@ -219,11 +219,13 @@ else
 	    "$(ms "$st_wall") ms (1M: ${proj} s)" "-" "-" "< 1 s at 1M" \
 	    "$(verdict "$proj < 1")"
 fi
-# The queues stay until the exit trap removes $W: removing a million
-# files here would leave the goals after this one creating files among a
-# million recently deleted inodes (ext4 without a journal skips those for
-# a minute or more), so that their figures would depend on whether goal 1
-# ran, not on mq.
+# The queues stay until the exit trap removes $W, and what they left
+# unwritten is written now: removing a million files here would leave the
+# goals after this one creating files among a million recently deleted
+# inodes (ext4 without a journal skips those for a minute or more), and
+# their data left dirty would be written by the next sync any of them
+# waits for, so that their figures would depend on whether goal 1 ran.
+sync
 
 fi
 
