@@ -949,7 +949,7 @@ cmd_codec(int argc, char **argv)
 		t1 = mono_ns();
 		{
 			struct mq_stats s;
-			if (mq_stats(q, &s) == -1)
+			if (mq_stats(q, &s, MQ_STATS_BYTES) == -1)
 				die("mq_stats");
 			st.st_size = (off_t)(s.bytes / (uint64_t)count);
 		}

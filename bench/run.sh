@@ -219,7 +219,13 @@ else
 	    "$(ms "$st_wall") ms (1M: ${proj} s)" "-" "-" "< 1 s at 1M" \
 	    "$(verdict "$proj < 1")"
 fi
-rm -rf "$W/deep" "$W/dq-deep" "$W/shallow" "$W/dq-shallow"
+# The queues stay until the exit trap removes $W, and what they left
+# unwritten is written now: removing a million files here would leave the
+# goals after this one creating files among a million recently deleted
+# inodes (ext4 without a journal skips those for a minute or more), and
+# their data left dirty would be written by the next sync any of them
+# waits for, so that their figures would depend on whether goal 1 ran.
+sync
 
 fi
 
@@ -308,7 +314,10 @@ if want 3; then
 # The batch is cut into chunks; the three senders take turns chunk by
 # chunk (runx rotates who goes first), all creating their files in the
 # same churned tmp/, so the state of the filesystem, which moves a lot
-# while files are created, weighs on each alike.
+# while files are created, weighs on each alike.  The filesystem is
+# synced, untimed, before each chunk (runx -s): without that the durable
+# sender's syncfs would also write the data the no-fsync senders just
+# left, twice its own.
 say "goal 3: batch send of $BATCH in $CHUNKS chunks"
 per=$((BATCH / CHUNKS))
 awk -v n="$per" -v b="$BODY" 'BEGIN { for (i = 0; i < n; i++) print b }' \
@@ -316,7 +325,7 @@ awk -v n="$per" -v b="$BODY" 'BEGIN { for (i = 0; i < n; i++) print b }' \
 init "$W/b"
 mkdir -p "$W/bf-new"
 churn "$W/b/tmp"
-r=$($RUNX -n "$CHUNKS" -w 0 -- "$DRIVE" files "$W/b/tmp" "$W/bf-new" \
+r=$($RUNX -s -n "$CHUNKS" -w 0 -- "$DRIVE" files "$W/b/tmp" "$W/bf-new" \
     "$W/lines" ::: "$BIN/mq-send" -q -l "$W/b" "$W/lines" ::: \
     env LD_PRELOAD="$OUT/nosync.so" "$BIN/mq-send" -q -l "$W/b" "$W/lines")
 rate() { calc "$per / ($(echo "$r" | sed -n "$1p" | awk '{ print $1 }') / 1000000)" 0; }
@@ -344,7 +353,7 @@ init "$W/b2"
 mkdir -p "$W/bf2-new"
 awk -v n="$FRESH" -v b="$BODY" 'BEGIN { for (i = 0; i < n; i++) print b }' \
     > "$W/lines"
-r=$($RUNX -n 3 -w 0 -- "$DRIVE" files "$W/b2/tmp" "$W/bf2-new" \
+r=$($RUNX -s -n 3 -w 0 -- "$DRIVE" files "$W/b2/tmp" "$W/bf2-new" \
     "$W/lines" ::: "$BIN/mq-send" -q -l "$W/b2" "$W/lines" ::: \
     env LD_PRELOAD="$OUT/nosync.so" "$BIN/mq-send" -q -l "$W/b2" "$W/lines")
 per=$FRESH

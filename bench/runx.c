@@ -8,10 +8,13 @@
  * run is a posix_spawn and wait4: wall time from spawn to reaped, CPU
  * time (user + system) and peak RSS from the child's rusage.
  *
- * usage: runx [-f] [-n RUNS] [-w WARMUP] -- [<IN] [>OUT] CMD ARG... [::: ...]
+ * usage: runx [-fs] [-n RUNS] [-w WARMUP] -- [<IN] [>OUT] CMD ARG... [::: ...]
  *
  * -f keeps the order fixed, for commands that depend on each other (a
  * send, then the receive of what it sent).
+ *
+ * -s syncs the filesystems before each run, untimed, so that a command
+ * that syncs does not write what the one before it left unwritten.
  *
  * Prints one line per command, in order:
  *   wall_median_us cpu_median_us maxrss_max_kb wall_p10_us wall_p90_us
@@ -99,14 +102,17 @@ main(int argc, char *argv[])
 {
 	struct cmd cmds[16];
 	int runs = 20, warm = 2, ncmd = 0, i, r, c, k, st, failed = 0;
-	int fixed = 0;
+	int fixed = 0, sync_first = 0;
 	double w = 0, u = 0;
 	long rss = 0;
 
-	while ((c = getopt(argc, argv, "+fn:w:")) != -1) {
+	while ((c = getopt(argc, argv, "+fsn:w:")) != -1) {
 		switch (c) {
 		case 'f':
 			fixed = 1;
+			break;
+		case 's':
+			sync_first = 1;
 			break;
 		case 'n':
 			runs = atoi(optarg);
@@ -142,6 +148,8 @@ main(int argc, char *argv[])
 	for (r = -warm; r < runs; r++) {
 		for (k = 0; k < ncmd; k++) {
 			c = fixed ? k : (k + r + warm) % ncmd;
+			if (sync_first)
+				sync();
 			st = run(&cmds[c], &w, &u, &rss);
 			if (st != 0) {
 				fprintf(stderr, "runx: %s exited %d\n",
@@ -165,7 +173,7 @@ main(int argc, char *argv[])
 	}
 	return failed;
 usage:
-	fprintf(stderr, "usage: runx [-f] [-n RUNS] [-w WARMUP] -- [<IN] [>OUT] "
+	fprintf(stderr, "usage: runx [-fs] [-n RUNS] [-w WARMUP] -- [<IN] [>OUT] "
 	    "CMD ARG... [::: ...]\n");
 	return 64;
 }

@@ -13,12 +13,13 @@
 
 const char *cli_prog = "mq-stat";
 
-static const char usage[] = "mq-stat [--json | --prom] [QUEUE...]";
+static const char usage[] = "mq-stat [-b] [--json | --prom] [QUEUE...]";
 
 static const char help[] =
     "Show per queue the messages ready, delayed, in flight, dead and in\n"
-    "quarantine, the bytes they take, the age of the oldest ready message\n"
-    "and of the oldest lease.  Without QUEUE, every queue under $MQ_ROOT.\n\n"
+    "quarantine, the age of the oldest ready message and of the oldest\n"
+    "lease.  Without QUEUE, every queue under $MQ_ROOT.\n\n"
+    "  -b, --bytes    also the bytes the messages take (a stat per message)\n"
     "  -j, --json     one JSON object per queue per line\n"
     "  -p, --prom     Prometheus text exposition format\n"
     "  -h, --help     show this help\n"
@@ -27,6 +28,7 @@ static const char help[] =
 enum format { TABLE, JSON, PROM };
 
 static enum format format = TABLE;
+static unsigned flags;
 static int status;
 static int rows;
 
@@ -68,6 +70,8 @@ print_prom(void)
 	int st;
 
 	for (k = 0; k < 4; k++) {
+		if (k == 1 && !(flags & MQ_STATS_BYTES))
+			continue;
 		printf("# HELP %s %s\n# TYPE %s gauge\n", metrics[k][0],
 		    metrics[k][1], metrics[k][0]);
 		for (i = 0; i < nsamples; i++) {
@@ -113,13 +117,13 @@ stat_one(const char *operand, void *arg)
 	struct mq_queue *q;
 	struct mq_stats s;
 	double now, oldest, lease;
-	char a1[16], a2[16];
+	char a1[16], a2[16], bytes[24];
 	const char *name = display_name(operand);
 	struct sample *grown;
 	struct timespec ts;
 
 	(void)arg;
-	if ((q = mq_open(operand)) == NULL || mq_stats(q, &s) == -1) {
+	if ((q = mq_open(operand)) == NULL || mq_stats(q, &s, flags) == -1) {
 		int err = errno;
 		cli_warn(operand, err);
 		if (status == 0)
@@ -136,19 +140,24 @@ stat_one(const char *operand, void *arg)
 		oldest = 0;
 	if (lease < 0)
 		lease = 0;
+	/* The bytes, where asked for, sit between the counts and the ages. */
+	bytes[0] = '\0';
 	switch (format) {
 	case TABLE:
+		if (flags & MQ_STATS_BYTES)
+			snprintf(bytes, sizeof(bytes), " %12llu",
+			    (unsigned long long)s.bytes);
 		if (rows++ == 0)
-			printf("%-20s %9s %8s %8s %8s %10s %12s %7s %7s\n",
+			printf("%-20s %9s %8s %8s %8s %10s%s %7s %7s\n",
 			    "QUEUE", "READY", "DELAYED", "INFLIGHT", "DEAD",
-			    "QUARANTINE", "BYTES", "OLDEST", "LEASE");
-		printf("%-20s %9llu %8llu %8llu %8llu %10llu %12llu %7s %7s\n",
+			    "QUARANTINE", flags & MQ_STATS_BYTES ?
+			    "        BYTES" : "", "OLDEST", "LEASE");
+		printf("%-20s %9llu %8llu %8llu %8llu %10llu%s %7s %7s\n",
 		    name, (unsigned long long)s.count[MQ_READY],
 		    (unsigned long long)s.count[MQ_DELAYED],
 		    (unsigned long long)s.count[MQ_INFLIGHT],
 		    (unsigned long long)s.count[MQ_DEAD],
-		    (unsigned long long)s.count[MQ_QUARANTINED],
-		    (unsigned long long)s.bytes,
+		    (unsigned long long)s.count[MQ_QUARANTINED], bytes,
 		    s.oldest_ready_ns ? cli_age(oldest, a1, sizeof(a1)) : "-",
 		    s.oldest_lease_ns ? cli_age(lease, a2, sizeof(a2)) : "-");
 		break;
@@ -157,15 +166,18 @@ stat_one(const char *operand, void *arg)
 		cli_json_string(stdout, name);
 		fputs(",\"path\":", stdout);
 		cli_json_string(stdout, operand);
+		if (flags & MQ_STATS_BYTES)
+			snprintf(bytes, sizeof(bytes), ",\"bytes\":%llu",
+			    (unsigned long long)s.bytes);
 		printf(",\"ready\":%llu,\"delayed\":%llu,\"inflight\":%llu,"
-		    "\"dead\":%llu,\"quarantine\":%llu,\"bytes\":%llu,"
+		    "\"dead\":%llu,\"quarantine\":%llu%s,"
 		    "\"oldest_age_s\":%.3f,\"oldest_lease_s\":%.3f}\n",
 		    (unsigned long long)s.count[MQ_READY],
 		    (unsigned long long)s.count[MQ_DELAYED],
 		    (unsigned long long)s.count[MQ_INFLIGHT],
 		    (unsigned long long)s.count[MQ_DEAD],
-		    (unsigned long long)s.count[MQ_QUARANTINED],
-		    (unsigned long long)s.bytes, oldest, lease);
+		    (unsigned long long)s.count[MQ_QUARANTINED], bytes,
+		    oldest, lease);
 		break;
 	case PROM:
 		if ((grown = realloc(samples, (nsamples + 1) *
@@ -190,6 +202,7 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
+		{ "bytes", no_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "prom", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
@@ -199,8 +212,11 @@ main(int argc, char *argv[])
 	char root[4096];
 	int c, i;
 
-	while ((c = getopt_long(argc, argv, "+jphV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+bjphV", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			flags |= MQ_STATS_BYTES;
+			break;
 		case 'j':
 		case 'p':
 			if (format != TABLE)

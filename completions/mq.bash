@@ -70,7 +70,7 @@ _mq() {
 		opts="-j --jobs -d --drain -T --timeout -0 --null --verify --key"
 		argopts="-j --jobs -T --timeout --verify --key" ;;
 	mq-keygen) opts=""; argopts="" ;;
-	mq-stat) opts="-j --json -p --prom"; argopts="" ;;
+	mq-stat) opts="-b --bytes -j --json -p --prom"; argopts="" ;;
 	mq-ls)
 		opts="-s --state -j --json -S --show -k --key"
 		argopts="-s --state -S --show -k --key" ;;

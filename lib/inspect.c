@@ -7,6 +7,11 @@
  * can do it.  A file may move between being listed and being looked at;
  * such a file is simply skipped.  Ready messages are walked bucket by
  * bucket in id order, with memory bounded by one bucket.
+ *
+ * Counting is apart from the walk: its names say a message's state,
+ * id, attempts and due time or lease end, and a stat per message is what
+ * made counting a million-deep queue take seconds, so mq_stats reads
+ * names and stats only what an age needs (or every file for the bytes).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -210,33 +215,158 @@ ns_of(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-static int
-count(const struct mq_entry *e, void *arg)
+static void
+keep_oldest(int64_t *oldest, int64_t t)
 {
-	struct mq_stats *s = arg;
-	int64_t t;
+	if (*oldest == 0 || t < *oldest)
+		*oldest = t;
+}
 
-	s->count[e->state]++;
-	s->bytes += (uint64_t)e->st.st_size;
-	if (e->state == MQ_READY) {
-		/* A rename keeps the mtime: it is the send time. */
-		t = ns_of(&e->st.st_mtim);
-		if (s->oldest_ready_ns == 0 || t < s->oldest_ready_ns)
-			s->oldest_ready_ns = t;
-	} else if (e->state == MQ_INFLIGHT) {
-		/* The claim's rename set the ctime. */
-		t = ns_of(&e->st.st_ctim);
-		if (s->oldest_lease_ns == 0 || t < s->oldest_lease_ns)
-			s->oldest_lease_ns = t;
+/* Count the messages of one bucket from their names.  Ids are taken in
+ * send order, so the oldest ready message is in the lowest bucket of its
+ * priority or first in another, unless its sender held a reserved id
+ * long (mq-stat(1) says by how much that can err): only those files are
+ * stated, or all when the bytes are wanted.  Returns the count, or -1. */
+static long
+count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
+    struct mq_stats *s)
+{
+	char bucket[MQ_BUCKET_NAME_SIZE], first[NAME_MAX + 1];
+	struct dirent *de;
+	struct stat st;
+	uint64_t seq, low = UINT64_MAX;
+	int64_t low_mtime = 0;
+	unsigned n;
+	long count = 0;
+	int fd;
+	DIR *d;
+
+	mq_bucket_name(b->base, b->prio, bucket);
+	if ((d = mq_opendirat(newfd, bucket)) == NULL)
+		/* Emptied and removed by a consumer, or not a bucket at
+		 * all (a consumer quarantines that). */
+		return errno == ENOENT || errno == ELOOP || errno == ENOTDIR ?
+		    0 : -1;
+	fd = dirfd(d);
+	first[0] = '\0';
+	while ((de = readdir(d)) != NULL) {
+		if (mq_ready_name_parse(de->d_name, &seq, &n) == -1 ||
+		    (seq >> MQ_BUCKET_BITS) != (b->base >> MQ_BUCKET_BITS))
+			continue;
+		count++;
+		if (lowest || bytes) {
+			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+				continue;
+			if (bytes)
+				s->bytes += (uint64_t)st.st_size;
+			/* A rename keeps the mtime: it is the send time. */
+			if (lowest)
+				keep_oldest(&s->oldest_ready_ns, ns_of(&st.st_mtim));
+			else if (seq < low) {
+				low = seq;
+				low_mtime = ns_of(&st.st_mtim);
+			}
+		} else if (seq < low) {
+			low = seq;
+			snprintf(first, sizeof(first), "%s", de->d_name);
+		}
 	}
+	if (first[0] != '\0' &&
+	    fstatat(fd, first, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		low_mtime = ns_of(&st.st_mtim);
+	if (low_mtime != 0)
+		keep_oldest(&s->oldest_ready_ns, low_mtime);
+	closedir(d);
+	return count;
+}
+
+static int
+count_ready(struct mq_queue *q, int bytes, struct mq_stats *s)
+{
+	struct mq_bucket *b;
+	size_t nb, i;
+	long n;
+	int newfd = q->dirfd[MQ_DIR_NEW], found = 0;
+
+	if ((b = mq_list_buckets(newfd, &nb)) == NULL && errno != 0)
+		return -1;
+	/* Buckets come by priority, then lowest id first. */
+	for (i = 0; i < nb; i++) {
+		if (i > 0 && b[i].prio != b[i - 1].prio)
+			found = 0;
+		if ((n = count_bucket(newfd, &b[i], !found, bytes, s)) == -1) {
+			free(b);
+			return -1;
+		}
+		s->count[MQ_READY] += (uint64_t)n;
+		found |= n > 0;
+	}
+	free(b);
+	return 0;
+}
+
+/* Count a flat state folder from its names; a lease's age needs its
+ * change time, so leases are stated, and everything is with bytes. */
+static int
+count_flat(struct mq_queue *q, enum mq_state state, enum mq_dir dir,
+    int bytes, struct mq_stats *s)
+{
+	struct mq_entry e;
+	struct dirent *de;
+	struct stat st;
+	size_t len;
+	int dfd = q->dirfd[dir];
+	DIR *d;
+
+	if ((d = mq_opendirat(dfd, ".")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (state == MQ_QUARANTINED) {
+			len = strlen(de->d_name);
+			if (len > 7 && strcmp(de->d_name + len - 7, ".reason") == 0)
+				continue;
+		} else if (!parse_flat(state, de->d_name, &e))
+			continue;
+		s->count[state]++;
+		if (!bytes && state != MQ_INFLIGHT)
+			continue;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (bytes)
+			s->bytes += (uint64_t)st.st_size;
+		/* The claim's rename set the ctime. */
+		if (state == MQ_INFLIGHT)
+			keep_oldest(&s->oldest_lease_ns, ns_of(&st.st_ctim));
+	}
+	closedir(d);
 	return 0;
 }
 
 int
-mq_stats(struct mq_queue *q, struct mq_stats *s)
+mq_stats(struct mq_queue *q, struct mq_stats *s, unsigned flags)
 {
+	static const enum mq_dir dirs[MQ_NSTATES] = {
+		MQ_DIR_NEW, MQ_DIR_DELAY, MQ_DIR_CUR, MQ_DIR_DEAD,
+		MQ_DIR_QUARANTINE
+	};
+	int st, bytes = (flags & MQ_STATS_BYTES) != 0, rc;
+
 	memset(s, 0, sizeof(*s));
-	return mq_walk(q, MQ_ALL_STATES, count, s);
+	for (st = 0; st < MQ_NSTATES; st++) {
+		if (mq_dir(q, dirs[st]) == -1) {
+			/* A queue made before quarantine/ existed. */
+			if (st == MQ_QUARANTINED && errno == MQ_ENOTQUEUE)
+				continue;
+			return -1;
+		}
+		rc = st == MQ_READY ? count_ready(q, bytes, s) :
+		    count_flat(q, (enum mq_state)st, dirs[st], bytes, s);
+		if (rc == -1)
+			return -1;
+	}
+	return 0;
 }
 
 struct find {

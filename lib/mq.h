@@ -169,12 +169,17 @@ int mq_draft_copy(struct mq_draft *d, int fd, int *input_failed);
 const char *mq_draft_id(const struct mq_draft *d);
 /* Take ids from the counter n at a time for a run of sends from this
  * process: one locked counter update per n messages.  Ids left unused
- * at the end are skipped; order is as if each send took its own. */
+ * when a group is committed are skipped, so a message's id is never
+ * older than the group it is committed with. */
 void mq_send_ahead(struct mq_queue *q, unsigned n);
 /* Finish the body: flush compression and sealing, release buffers.
  * mq_commit does it for drafts not yet closed.  Fails with MQ_ETOOBIG
  * when the body exceeds the queue's max-size. */
 int mq_draft_close(struct mq_draft *d);
+/* Close the draft and its file now, for a caller gathering many drafts
+ * for one mq_commit: a parked draft holds no descriptor, and its data is
+ * synced with the rest of the group, by one syncfs. */
+int mq_draft_park(struct mq_draft *d);
 /* Make drafts durable and visible as one group: data synced, renamed into
  * new/, directories synced.  Returns how many drafts, from the first, were
  * committed; fewer than n means errno says why the rest were not (they are
@@ -310,13 +315,19 @@ int mq_walk(struct mq_queue *q, unsigned states,
 const char *mq_state_name(enum mq_state s);
 int mq_state_parse(const char *name);	/* -1 if unknown */
 
+/* Counts come from names alone.  The oldest ready message is sought in
+ * the lowest bucket of each priority and among the first ids of the
+ * others, and every lease is stated; MQ_STATS_BYTES states every file
+ * to sum the bytes, which costs about a microsecond per message. */
 struct mq_stats {
 	uint64_t count[MQ_NSTATES];
-	uint64_t bytes;              /* message files, all states */
+	uint64_t bytes;              /* message files, all states; 0 unless
+	                                MQ_STATS_BYTES */
 	int64_t oldest_ready_ns;     /* send time of the oldest ready; 0 */
 	int64_t oldest_lease_ns;     /* claim time of the oldest lease; 0 */
 };
-int mq_stats(struct mq_queue *q, struct mq_stats *s);
+#define MQ_STATS_BYTES 1u
+int mq_stats(struct mq_queue *q, struct mq_stats *s, unsigned flags);
 /* Open message id (any state) for reading, not claiming: m gets its
  * header and an fd; read the body with mq_msg_copy_body. */
 int mq_peek(struct mq_queue *q, const char *id, struct mq_msg *m,

@@ -386,6 +386,20 @@ set_size(struct mq_draft *d, off_t at, off_t value)
 }
 
 int
+mq_draft_park(struct mq_draft *d)
+{
+	int rc;
+
+	if (mq_draft_close(d) == -1)
+		return -1;
+	if (d->fd == -1)
+		return 0;
+	rc = close(d->fd);
+	d->fd = -1;
+	return rc;
+}
+
+int
 mq_draft_close(struct mq_draft *d)
 {
 	int rc;
@@ -492,10 +506,14 @@ mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 {
 	struct mq_config cfg;
 	size_t i, ok, synced = 0;
-	int created = 0, rc, saved;
+	int created = 0, rc, saved, whole_fs;
 
 	if (n == 0)
 		return 0;
+	/* Ids taken ahead and not used by this group are skipped: the next
+	 * group takes its own, so no message's id is older than its group,
+	 * however long the input pauses between groups. */
+	q->seq_left = 0;
 	if (mq_config(q, &cfg) == -1)
 		return 0;
 	if (cfg.subscribers[0] != '\0')
@@ -505,13 +523,15 @@ mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 			goto abort_rest;
 	}
 	/* One filesystem sync for a group costs less than a data sync per
-	 * file (measured: 50,000 lines in 3.4 s against 6.1 s). */
-	if (n > 1 && syncfs(q->fd) == -1)
+	 * file (measured: 50,000 lines in 3.4 s against 6.1 s); a parked
+	 * draft has no descriptor left to sync alone. */
+	whole_fs = n > 1 || (d[0]->fd == -1 && !d[0]->duplicate);
+	if (whole_fs && syncfs(q->fd) == -1)
 		goto abort_rest;
 	for (i = 0; i < n; i++) {
-		if (d[i]->duplicate)
+		if (d[i]->duplicate || d[i]->fd == -1)
 			continue;
-		if (n == 1 && fdatasync(d[i]->fd) == -1)
+		if (!whole_fs && fdatasync(d[i]->fd) == -1)
 			goto abort_rest;
 		rc = close(d[i]->fd);
 		d[i]->fd = -1;

@@ -64,17 +64,28 @@ prom_counts() {
 	done | sed 's/ $//'
 }
 
+# The states mq-ls lists, counted, in the order of json_counts.
+ls_counts() {
+	mq-ls "${1:-$Q}" | awk '{ n[$2]++ } END {
+	    print n["ready"] + 0, n["delayed"] + 0, n["inflight"] + 0,
+	    n["dead"] + 0, n["quarantine"] + 0 }'
+}
+
 # assert_counts READY DELAYED INFLIGHT DEAD QUARANTINE: in all three
-# formats, and the bytes are those of the message files.
+# formats, as mq-ls lists them, with --bytes too, and the bytes --bytes
+# reports are those of the message files.
 assert_counts() {
 	local want="$*" bytes
 	assert_equal "$(json_counts)" "$want"
 	assert_equal "$(table_counts)" "$want"
 	assert_equal "$(prom_counts)" "$want"
+	assert_equal "$(ls_counts)" "$want"
 	bytes=$(find "$Q/new" "$Q/delay" "$Q/cur" "$Q/dead" "$Q/quarantine" \
 	    -mindepth 1 ! -type d ! -name '*.reason' -printf '%s\n' |
 	    awk '{ n += $1 } END { print n + 0 }')
-	assert_equal "$(mq-stat --json "$Q" | json_fields bytes)" "$bytes"
+	assert_equal "$(mq-stat --bytes --json "$Q" |
+	    json_fields ready delayed inflight dead quarantine bytes)" \
+	    "$want $bytes"
 }
 
 # Check the Prometheus text exposition format of file $1: every sample
@@ -116,8 +127,10 @@ check_prom() {
 	run --separate-stderr mq-stat --json "$Q"
 	assert_success
 	assert_equal "$stderr" ""
-	assert_equal "$(json_fields oldest_age_s oldest_lease_s bytes <<<"$output")" "0 0 0"
+	assert_equal "$(json_fields oldest_age_s oldest_lease_s <<<"$output")" "0 0"
 	run mq-stat "$Q"
+	assert_line --index 1 --regexp '^q +0 +0 +0 +0 +0 +- +-$'
+	run mq-stat --bytes "$Q"
 	assert_line --index 1 --regexp '^q +0 +0 +0 +0 +0 +0 +- +-$'
 }
 
@@ -172,6 +185,11 @@ check_prom() {
 	assert_equal "$stderr" ""
 	assert_equal "${#lines[@]}" 2
 	assert_equal "$(json_keys <<<"$output" | sort -u)" \
+	    "queue,path,ready,delayed,inflight,dead,quarantine,oldest_age_s,oldest_lease_s"
+	# The bytes only when asked for, between the counts and the ages.
+	run --separate-stderr mq-stat --json -b "$Q" "$MQ_ROOT/other"
+	assert_success
+	assert_equal "$(json_keys <<<"$output" | sort -u)" \
 	    "queue,path,ready,delayed,inflight,dead,quarantine,bytes,oldest_age_s,oldest_lease_s"
 	assert_equal "$(json_fields queue path ready inflight <<<"$output")" \
 	    "q $Q 1 0
@@ -200,7 +218,13 @@ other $MQ_ROOT/other 0 1"
 	r=$(claim)
 	mq-ack --fail "$Q" "$r"
 	send c "$MQ_ROOT/other" >/dev/null
+	# Without --bytes, no mq_bytes metric at all.
 	mq-stat --prom "$Q" "$MQ_ROOT/other" >"$BATS_TEST_TMPDIR/prom"
+	run check_prom "$BATS_TEST_TMPDIR/prom"
+	assert_success
+	run grep -c mq_bytes "$BATS_TEST_TMPDIR/prom"
+	assert_output 0
+	mq-stat --prom --bytes "$Q" "$MQ_ROOT/other" >"$BATS_TEST_TMPDIR/prom"
 	run check_prom "$BATS_TEST_TMPDIR/prom"
 	assert_success
 	if command -v promtool >/dev/null; then
@@ -245,7 +269,7 @@ mq_messages{queue="q",state="quarantine"} 0'
 	refute_output --regexp '^mq_'
 }
 
-@test "mq-stat: the age of the oldest ready message is the oldest mtime in new/" {
+@test "mq-stat: the age of the oldest ready message is the oldest mtime of its bucket" {
 	a=$(send older)
 	b=$(send newer)
 	run mq-stat --json "$Q"
@@ -259,18 +283,56 @@ mq_messages{queue="q",state="quarantine"} 0'
 	assert [ "${age%.*}" -ge 3600 ]
 	assert [ "${age%.*}" -lt 3660 ]
 	run mq-stat "$Q"
-	assert_line --index 1 --regexp '^q +2 +0 +0 +0 +0 +[0-9]+ +60m +-$'
+	assert_line --index 1 --regexp '^q +2 +0 +0 +0 +0 +60m +-$'
 	run mq-stat --prom "$Q"
 	assert_line --regexp '^mq_oldest_ready_age_seconds\{queue="q"\} 36[0-5][0-9]\.[0-9]{3}$'
 	touch -d "@$(( $(date +%s) - 3 * 86400 ))" "$(ready_file "$a")"
 	run mq-stat "$Q"
-	assert_line --index 1 --regexp '^q +2 +0 +0 +0 +0 +[0-9]+ +3d +-$'
+	assert_line --index 1 --regexp '^q +2 +0 +0 +0 +0 +3d +-$'
 	# The oldest leaves: the age is that of the next.
 	mq-recv -o /dev/null "$Q"
 	run mq-stat --json "$Q"
 	age=$(json_fields oldest_age_s <<<"$output")
 	assert [ "${age%.*}" -ge 3600 ]
 	assert [ "${age%.*}" -lt 3660 ]
+}
+
+@test "mq-stat: counts from names agree with mq-ls over several buckets and every state" {
+	seq 1 2500 | mq-send -q -l "$Q"
+	seq 1 30 | mq-send -q -l -p 7 "$Q"
+	seq 1 5 | mq-send -q -l -d 1h "$Q"
+	for i in 1 2 3; do claim >/dev/null; done
+	r=$(claim)
+	mq-ack --fail "$Q" "$r"
+	r=$(claim)
+	mq-ack --retry -d 1h "$Q" "$r"
+	# Buckets hold 1024 ids: the ready messages span at least three,
+	# and priority 7 has its own.
+	assert [ "$(find "$Q/new" -mindepth 1 -maxdepth 1 -type d | wc -l)" -ge 4 ]
+	assert_counts 2525 6 3 1 0
+}
+
+@test "mq-stat: the oldest ready message is found in a later bucket and in any priority" {
+	seq 1 1500 | mq-send -q -l "$Q"
+	age() { mq-stat --json "$Q" | json_fields oldest_age_s; }
+	assert [ "$(age | cut -d. -f1)" -lt 60 ]
+	# The lowest bucket's messages are all looked at.
+	oldest=$(find "$Q/new" -mindepth 2 -type f | sort | head -n 1)
+	newest=$(find "$Q/new" -mindepth 2 -type f | sort | tail -n 1)
+	middle=$(dirname "$oldest")/$(ls "$(dirname "$oldest")" | sort | sed -n 500p)
+	touch -d "@$(( $(date +%s) - 1800 ))" "$middle"
+	assert [ "$(age | cut -d. -f1)" -ge 1800 ]
+	# The first message of a later bucket: its sender waited longest.
+	first=$(dirname "$newest")/$(ls "$(dirname "$newest")" | sort | head -n 1)
+	assert [ "$(dirname "$first")" != "$(dirname "$oldest")" ]
+	touch -d "@$(( $(date +%s) - 3600 ))" "$first"
+	assert [ "$(age | cut -d. -f1)" -ge 3600 ]
+	assert [ "$(age | cut -d. -f1)" -lt 3660 ]
+	# A message of another priority, in a bucket of its own.
+	mq-send -q -p 9 "$Q" </dev/null
+	touch -d "@$(( $(date +%s) - 7200 ))" "$(find "$Q/new" -path '*/p9-*' -type f)"
+	assert [ "$(age | cut -d. -f1)" -ge 7200 ]
+	assert [ "$(age | cut -d. -f1)" -lt 7260 ]
 }
 
 @test "mq-stat: the age of the oldest ready message grows as it waits" {
@@ -292,7 +354,7 @@ mq_messages{queue="q",state="quarantine"} 0'
 	assert [ "${lease%.*}" -lt 60 ]
 	assert_equal "$(json_fields oldest_age_s <<<"$output")" 0
 	run mq-stat "$Q"
-	assert_line --index 1 --regexp '^q +0 +0 +1 +0 +0 +[0-9]+ +- +[0-9]+s$'
+	assert_line --index 1 --regexp '^q +0 +0 +1 +0 +0 +- +[0-9]+s$'
 }
 
 @test "mq-stat: without QUEUE, every queue under MQ_ROOT in name order" {
@@ -308,7 +370,7 @@ mq_messages{queue="q",state="quarantine"} 0'
 	assert_success
 	assert_equal "$stderr" ""
 	assert_equal "${#lines[@]}" 4
-	assert_line --index 0 --regexp '^QUEUE +READY +DELAYED +INFLIGHT +DEAD +QUARANTINE +BYTES +OLDEST +LEASE$'
+	assert_line --index 0 --regexp '^QUEUE +READY +DELAYED +INFLIGHT +DEAD +QUARANTINE +OLDEST +LEASE$'
 	assert_line --index 1 --regexp '^alpha +1 '
 	assert_line --index 2 --regexp '^mid +0 '
 	assert_line --index 3 --regexp '^zeta +2 '
@@ -430,7 +492,7 @@ b 1"
 
 @test "mq-stat: usage errors exit 64" {
 	usage=$(usage_of mq-stat)
-	assert_equal "$usage" "usage: mq-stat [--json | --prom] [QUEUE...]"
+	assert_equal "$usage" "usage: mq-stat [-b] [--json | --prom] [QUEUE...]"
 	run --separate-stderr mq-stat --json --prom "$Q"
 	assert_failure 64
 	assert_equal "$stderr" "$usage"
@@ -446,8 +508,8 @@ b 1"
 @test "mq-stat: --help and --version" {
 	run --separate-stderr mq-stat --help
 	assert_success
-	assert_line --index 0 'usage: mq-stat [--json | --prom] [QUEUE...]'
-	for opt in --json --prom --help --version; do
+	assert_line --index 0 'usage: mq-stat [-b] [--json | --prom] [QUEUE...]'
+	for opt in --bytes --json --prom --help --version; do
 		assert_output --partial -- "$opt"
 	done
 	assert_equal "$stderr" ""

@@ -207,7 +207,8 @@ streamed() { [ "$(wc -l <"$BATS_TEST_TMPDIR/watch.out")" -ge "$1" ]; }
 	echo garbage >"$(ready_file 0000010000000002)"
 	mq-recv -o /dev/null "$Q" 2>/dev/null
 	assert_equal "$(quarantined | wc -l)" 1
-	for form in "" --json --prom; do
+	for form in "" --json --prom -b "-b --json" "-b --prom"; do
+		# shellcheck disable=SC2086
 		checked mq-stat $form "$Q"
 		clean
 	done
