@@ -308,6 +308,12 @@ mq_header_parse(int fd, struct mq_msg *m, off_t file_size)
 	    have_raw != (m->compressed || m->sealed) ||
 	    file_size - m->body_offset - trailer != size)
 		goto bad;
+	/* The read took the file's first MQ_HEADER_MAX bytes, so a small
+	 * body is in m->header already (body.c); a file that shrank since
+	 * its size was taken is not a message. */
+	if ((size_t)n != (file_size < MQ_HEADER_MAX ? (size_t)file_size :
+	    MQ_HEADER_MAX))
+		goto bad;
 	return 0;
 bad:
 	errno = MQ_EBADMSG;
