@@ -204,14 +204,19 @@ write_sep(char sep)
  * with discard, the last close of a deleted file waits for the device to
  * discard its blocks: half of a streamed message's time on this kind of
  * machine (perf: blkdev_issue_discard).  Streaming hands those closes to
- * a thread of its own and goes on; at most CLOSER_MAX descriptors wait,
- * so a slow device cannot run the process out of them.  The message was
- * acked first: nothing depends on when its descriptor goes. */
+ * CLOSERS threads and goes on, and since each takes a small share at a
+ * time their discards overlap in the device (one thread: 0.63-0.67 s for
+ * 10,000 messages; two: 0.45-0.49 s; four: 0.41-0.44 s).  At most
+ * CLOSER_MAX descriptors wait, so a slow device cannot run the process
+ * out of them.  The message was acked first: nothing depends on when its
+ * descriptor goes. */
 #define CLOSER_MAX 64
+#define CLOSERS 4
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	pthread_t thread;
+	pthread_t thread[CLOSERS];
+	int nthreads;
 	int fd[CLOSER_MAX];
 	int head, len, stop, state;	/* state: 0 none yet, 1 up, -1 failed */
 } closer = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
@@ -219,7 +224,7 @@ static struct {
 static void *
 closer_main(void *arg)
 {
-	int fd[CLOSER_MAX], n, i;
+	int fd[CLOSER_MAX / CLOSERS / 2], n, i;
 
 	(void)arg;
 	pthread_mutex_lock(&closer.mu);
@@ -228,7 +233,8 @@ closer_main(void *arg)
 			pthread_cond_wait(&closer.cv, &closer.mu);
 		if (closer.len == 0)
 			break;
-		for (n = 0; closer.len > 0; n++, closer.len--) {
+		for (n = 0; closer.len > 0 && n < CLOSER_MAX / CLOSERS / 2;
+		    n++, closer.len--) {
 			fd[n] = closer.fd[closer.head];
 			closer.head = (closer.head + 1) % CLOSER_MAX;
 		}
@@ -242,16 +248,20 @@ closer_main(void *arg)
 	return NULL;
 }
 
-/* Have the closer thread close fd[0..n-1] (n at most CLOSER_MAX), or
+/* Have the closer threads close fd[0..n-1] (n at most CLOSER_MAX), or
  * close them here if there can be no such thread. */
 static void
 close_later(const int *fd, int n)
 {
 	int i;
 
-	if (closer.state == 0)
-		closer.state = pthread_create(&closer.thread, NULL,
-		    closer_main, NULL) == 0 ? 1 : -1;
+	if (closer.state == 0) {
+		while (closer.nthreads < CLOSERS &&
+		    pthread_create(&closer.thread[closer.nthreads], NULL,
+		    closer_main, NULL) == 0)
+			closer.nthreads++;
+		closer.state = closer.nthreads > 0 ? 1 : -1;
+	}
 	if (closer.state != 1) {
 		for (i = 0; i < n; i++)
 			close(fd[i]);
@@ -270,13 +280,16 @@ close_later(const int *fd, int n)
 static void
 closer_finish(void)
 {
+	int i;
+
 	if (closer.state != 1)
 		return;
 	pthread_mutex_lock(&closer.mu);
 	closer.stop = 1;
 	pthread_cond_broadcast(&closer.cv);
 	pthread_mutex_unlock(&closer.mu);
-	pthread_join(closer.thread, NULL);
+	for (i = 0; i < closer.nthreads; i++)
+		pthread_join(closer.thread[i], NULL);
 }
 
 /* Stream mode: body and separator to stdout, then ack; the descriptor
