@@ -142,7 +142,7 @@ sync_parent(const char *path)
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
 	size_t len;
-	int fd, rc, saved;
+	int fd;
 
 	if (slash == NULL)
 		strcpy(dir, ".");
@@ -157,11 +157,7 @@ sync_parent(const char *path)
 	}
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return errno == EACCES ? 0 : -1;
-	rc = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
+	return mq_fsync_close(fd);
 }
 
 int

@@ -103,18 +103,26 @@ mq_writeback(int fd, off_t *from, off_t to)
 }
 
 int
-mq_fsync_dirat(int dirfd, const char *name)
+mq_fsync_close(int fd)
 {
-	int fd, rc, saved;
+	int rc, saved;
 
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
 	rc = fsync(fd);
 	saved = errno;
 	close(fd);
 	errno = saved;
 	return rc;
+}
+
+int
+mq_fsync_dirat(int dirfd, const char *name)
+{
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	return mq_fsync_close(fd);
 }
 
 /* Create a directory with the queue's mode whatever the umask; an

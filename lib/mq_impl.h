@@ -99,6 +99,8 @@ int mq_write_file(struct mq_queue *q, const char *name, const void *buf,
 int mq_write_all(int fd, const void *buf, size_t n);
 int mq_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 ssize_t mq_read_full(int fd, void *buf, size_t n);
+/* fsync fd and close it; the fsync's result and errno. */
+int mq_fsync_close(int fd);
 int mq_fsync_dirat(int dirfd, const char *name);
 int mq_prealloc(int fd, off_t off, off_t len);
 #define MQ_WRITEBACK_STEP (8 << 20)
