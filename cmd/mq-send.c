@@ -289,9 +289,6 @@ main(int argc, char *argv[])
 	int c, i, fd, rc, status = 0, records = 0;
 	const char *name;
 
-	/* Ids are flushed after each commit anyway: a buffer of our own
-	 * spares stdio the allocation and the fstat of standard output. */
-	setvbuf(stdout, out, _IOFBF, sizeof(out));
 	while ((c = getopt_long(argc, argv, "+l0qH:zs:p:g:k:d:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
@@ -385,6 +382,9 @@ main(int argc, char *argv[])
 	/* One key names one message. */
 	if (s.opts.dedup_key != NULL && (records || argc - optind > 2))
 		cli_usage(usage);
+	/* Ids are flushed after each commit anyway: a buffer of our own
+	 * spares stdio the allocation and the fstat of standard output. */
+	setvbuf(stdout, out, _IOFBF, sizeof(out));
 	s.queue = argv[optind++];
 	if ((s.q = mq_open(s.queue)) == NULL) {
 		int err = errno;
