@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +51,76 @@ on_quarantine(const char *name, int err, void *arg)
 	cli_warnx(queue, "%s: %s: moved to quarantine", name, mq_strerror(err));
 }
 
+static int keeper = -1;
+
+/* The last close of an inotify descriptor waits until the kernel has
+ * retired its watches, an SRCU grace period shared with every inotify
+ * user of the machine (0.5-20 ms measured), and the last close of an
+ * acked message frees its blocks, which waits for the device where the
+ * filesystem discards (0.1 ms for 1 KiB, 0.2 s for 1 GiB here): costs
+ * our exit would pay before the caller sees the message.  Before we
+ * wait, a child takes a copy of the inotify descriptor and later
+ * receives the acked message's; it holds them until our end of the
+ * socket closes with our exit, then pays those closes, unseen.  Forking
+ * while idle keeps the fork itself off the wake-up's path. */
+static void
+start_keeper(struct mq_waiter *w)
+{
+	int ifd = mq_waiter_fd(w), sv[2], lo, hi;
+	char c;
+	pid_t pid;
+
+	if (ifd == -1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+	    sv) == -1)
+		return;
+	if ((pid = fork()) == 0) {
+		/* Our output among them: the reader must not wait for us. */
+		lo = ifd < sv[0] ? ifd : sv[0];
+		hi = ifd < sv[0] ? sv[0] : ifd;
+		if (lo > 0)
+			close_range(0, (unsigned)lo - 1, 0);
+		if (hi > lo + 1)
+			close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+		close_range((unsigned)hi + 1, ~0U, 0);
+		for (;;) {
+			char ctl[CMSG_SPACE(sizeof(int))];
+			struct iovec iov = { &c, 1 };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+
+			if (recvmsg(sv[0], &mh, 0) > 0 || errno == EINTR)
+				continue;
+			_exit(0);
+		}
+	}
+	close(sv[0]);
+	if (pid == -1)
+		close(sv[1]);
+	else
+		keeper = sv[1];
+}
+
+/* Give the keeper a descriptor to close after our exit; a failure only
+ * leaves the close to us. */
+static void
+keep(int fd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))] = { 0 }, c = 0;
+	struct iovec iov = { &c, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	if (keeper == -1 || fd == -1)
+		return;
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	while (sendmsg(keeper, &mh, MSG_NOSIGNAL) == -1 && errno == EINTR)
+		;
+}
+
 /* Claim a message, waiting as asked.  Returns 1, 0 (none), or -1.  The
  * waiter is handed back to be freed after the message is dealt with. */
 static int
@@ -79,42 +150,11 @@ claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
 			if (left <= 0)
 				return 0;
 		}
+		if (keeper == -1)
+			start_keeper(w);
 		if (mq_waiter_wait(w, left) == -1 && errno != EINTR)
 			return -1;
 	}
-}
-
-/* The last close of an inotify descriptor waits until the kernel has
- * retired its watches, an SRCU grace period shared with every inotify
- * user of the machine: 0.5-20 ms measured, which our exit would pay
- * before the caller sees the message arrive.  A child takes a copy of the
- * descriptor, so ours closes at once, and holds it until our end of a
- * pipe closes with our exit: then the child pays the wait, unseen. */
-static void
-hand_off(struct mq_waiter *w)
-{
-	int ifd = mq_waiter_fd(w), p[2], lo, hi;
-	char c;
-	pid_t pid;
-
-	if (ifd == -1 || pipe2(p, O_CLOEXEC) == -1)
-		return;
-	if ((pid = fork()) == 0) {
-		/* Our output among them: the reader must not wait for us. */
-		lo = ifd < p[0] ? ifd : p[0];
-		hi = ifd < p[0] ? p[0] : ifd;
-		if (lo > 0)
-			close_range(0, (unsigned)lo - 1, 0);
-		if (hi > lo + 1)
-			close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-		close_range((unsigned)hi + 1, ~0U, 0);
-		while (read(p[0], &c, 1) == -1 && errno == EINTR)
-			;
-		_exit(0);
-	}
-	close(p[0]);
-	if (pid == -1)
-		close(p[1]);
 }
 
 static void
@@ -302,8 +342,6 @@ main(int argc, char *argv[])
 		lease = cfg.lease_s;
 	}
 	rc = claim(q, wait_ms, lease, !leased, &m, &w);
-	if (rc == 1 && w != NULL)
-		hand_off(w);
 	if (rc == -1) {
 		err = errno;
 		cli_warn(queue, err);
@@ -354,6 +392,7 @@ main(int argc, char *argv[])
 		status = mq_exit_status(err);
 		goto out;
 	}
+	keep(m.fd);
 	mq_msg_close(&m);
 	status = cli_flush(0);
 out:
