@@ -129,7 +129,7 @@ claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
 {
 	struct mq_waiter *w;
 	struct timespec start, now;
-	int rc, left = wait_ms;
+	int rc, left = wait_ms, waited = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	/* A message that is ready needs no watches set up and torn down. */
@@ -150,7 +150,7 @@ claim(struct mq_queue *q, int wait_ms, unsigned lease, int keep_lock,
 			if (left <= 0)
 				return 0;
 		}
-		if (keeper == -1)
+		if (!waited++)
 			start_keeper(w);
 		if (mq_waiter_wait(w, left) == -1 && errno != EINTR)
 			return -1;
