@@ -214,6 +214,34 @@ EOF
 	empty_queue
 }
 
+@test "mq-watch: a higher priority sent after a burst of arrivals still goes first" {
+	# The kept bucket learns of arrivals from inotify: every event
+	# pending must be read before the next claim, however many there
+	# are (a burst fills more than one read's buffer).
+	# Files, not lines: mq-send -l would reserve ids ahead and begin a
+	# new bucket, which makes any consumer list afresh.
+	mkdir "$T/in"
+	for i in $(seq 403); do printf %s "$i" >"$T/in/$i"; done
+	mq-send -q "$Q" "$T"/in/{1..3}
+	handler h <<EOF
+b=\$(cat); echo "\$b" >>"$T/order"
+if [ "\$b" = 2 ]; then
+	touch "$T/at2"
+	for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
+fi
+EOF
+	bg watch mq-watch --drain -j 1 "$Q" -- "$T/h"
+	wait_for 10 test -e "$T/at2"
+	mq-send -q "$Q" "$T"/in/{4..403}
+	assert_equal "$(ls "$Q/new")" "$(basename "$(bucket_of 0000010000000003)")"
+	echo urgent | mq-send -q -p 5 "$Q"
+	touch "$T/go"
+	wait_exit 60 "$BG_PID"
+	assert_equal "$EXIT_STATUS" 0
+	{ printf '%s\n' 1 2 urgent; seq 3 403; } | cmp - "$T/order"
+	empty_queue
+}
+
 # --- leases, timeouts, draining ------------------------------------------
 
 @test "mq-watch: a handler outliving the lease keeps its message and runs once" {
