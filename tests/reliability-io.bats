@@ -29,6 +29,7 @@ setup() {
 }
 
 teardown() {
+	[ -z "${HOLDER:-}" ] || kill "$HOLDER" 2>/dev/null
 	if [ -n "${TMPFS:-}" ] && mountpoint -q "$TMPFS" 2>/dev/null; then
 		umount "$TMPFS" 2>/dev/null || umount -l "$TMPFS" 2>/dev/null
 	fi
@@ -416,6 +417,39 @@ check_retry() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
 @test "reliability: mq-ack --retry: EIO at the rename" {
 	need_strace
 	each_error retry EIO
+}
+
+# --- a held message ---------------------------------------------------------
+
+@test "reliability: a consumer that cannot open a held lease (EMFILE, ENFILE, ENOMEM, EACCES) leaves it with its holder" {
+	need_strace
+	mq-init --lease 600 "$Q"
+	id=$(echo held | mq-send "$Q")
+	# The holder keeps its lock for as long as its command runs.
+	mq-recv "$Q" -- bash -c 'touch "$1/holding"; for i in $(seq 600); do
+	    [ -e "$1/go" ] && exit 0; sleep 0.05; done; exit 1' sh "$T" \
+	    >/dev/null 2>"$T/holder.err" 3>&- &
+	HOLDER=$!
+	wait_for 10 test -e "$T/holding"
+	lease=$(find "$Q/cur" -type f -printf '%f\n')
+	[[ $lease == "$id".1.k* ]] || fail "not held with a lock: $lease"
+	# Which openat of a second consumer looks at the lease's holder.
+	run -1 traced_env strace -qq -o "$T/ref" -e trace=openat mq-recv "$Q"
+	k=$(grep -E '^openat\(' "$T/ref" | grep -n -m1 -F "\"$lease\"" | cut -d: -f1)
+	[ -n "$k" ] || fail "the second consumer never opened $lease"
+	for err in EMFILE ENFILE ENOMEM EACCES; do
+		run traced_env strace -qq -o /dev/null \
+		    -e inject="openat:error=$err:when=$k" mq-recv -o "$T/got" "$Q"
+		[ "$status" = 1 ] || fail "$err: exit $status, want 1 (nothing ready)"
+		[ ! -s "$T/got" ] || fail "$err: the held message was received again"
+		assert_equal "$(ls "$Q/cur")" "$lease"
+		assert_equal "$(ready_count)" 0
+	done
+	touch "$T/go"
+	wait "$HOLDER"
+	HOLDER=
+	run -1 mq-recv "$Q"
+	fsck_clean "$Q"
 }
 
 # --- a full filesystem ----------------------------------------------------
