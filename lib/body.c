@@ -176,12 +176,15 @@ mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
 }
 
 /* A decoded body reaches a handler through a pipe fed by a grandchild, so
- * that the parent need not pump it and no zombie is left behind. */
+ * that the parent need not pump it and no zombie is left behind.  The
+ * child exits with the errno of a grandchild that could not be made:
+ * the pipe would then give the handler an empty body, as if it were the
+ * message's. */
 static int
 decoder_pipe(struct mq_queue *q, const struct mq_msg *m)
 {
 	int p[2], status, saved;
-	pid_t pid;
+	pid_t pid, grandchild;
 
 	if (pipe2(p, O_CLOEXEC) == -1)
 		return -1;
@@ -190,18 +193,24 @@ decoder_pipe(struct mq_queue *q, const struct mq_msg *m)
 	if (pid == 0) {
 		close(p[0]);
 		signal(SIGPIPE, SIG_DFL);
-		if (fork() == 0)
+		if ((grandchild = fork()) == 0)
 			_exit(mq_msg_copy_body(q, m, p[1]) == 0 ? 0 : 1);
-		_exit(0);
+		_exit(grandchild == -1 ? (errno > 0 && errno < 256 ?
+		    errno : EAGAIN) : 0);
 	}
 	close(p[1]);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
-	return p[0];
+	p[1] = -1;
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			goto fail;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return p[0];
+	errno = WIFEXITED(status) ? WEXITSTATUS(status) : EAGAIN;
 fail:
 	saved = errno;
 	close(p[0]);
-	close(p[1]);
+	if (p[1] != -1)
+		close(p[1]);
 	errno = saved;
 	return -1;
 }

@@ -452,6 +452,20 @@ check_retry() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
 	fsck_clean "$Q"
 }
 
+# --- a decoded body on its way to a handler --------------------------------
+
+@test "reliability: a compressed body whose decoder cannot be started is not given to the handler as empty, and the message is kept" {
+	id=$(mq-send -z "$Q" "$T/big")
+	run --separate-stderr env ASAN_OPTIONS=verify_asan_link_order=0 \
+	    LD_PRELOAD="$(tool forkfail.so)" \
+	    mq-recv "$Q" -- sh -c 'cat >"$1/handled"' sh "$T"
+	assert_failure 75
+	assert_equal "$stderr" "mq-recv: $Q: Resource temporarily unavailable"
+	[ ! -e "$T/handled" ] || fail "the handler ran, with $(wc -c <"$T/handled") bytes"
+	mq-recv "$Q" | cmp - "$T/big"
+	fsck_clean "$Q"
+}
+
 # --- a full filesystem ----------------------------------------------------
 
 # small_tmpfs OPTIONS: a tmpfs of its own on $TMPFS, for root.
