@@ -289,7 +289,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 {
 	char name[MQ_NAME_MAX], token[16], id[MQ_ID_SIZE];
 	struct stat st;
-	int curfd = q->dirfd[MQ_DIR_CUR], fd, saved;
+	int curfd = q->dirfd[MQ_DIR_CUR], fd, saved, parsed;
 
 	mq_id_format(e->seq, id);
 	snprintf(name, sizeof(name), "%s.%u", id, e->n);
@@ -320,8 +320,13 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 		return errno == EWOULDBLOCK ? 0 : -1;
 	}
 	m->fd = fd;
-	if (mq_header_parse(fd, m, st.st_size) == -1 ||
-	    !mq_msg_belongs(q, cfg, m, id, st.st_nlink)) {
+	if ((parsed = mq_header_parse(fd, m, st.st_size)) == -1 &&
+	    (errno == EIO || errno == ENOMEM || errno == EINTR))
+		/* A header that could not be read says nothing against
+		 * the message: the claim fails, as when check() cannot
+		 * decode. */
+		goto fail;
+	if (parsed == -1 || !mq_msg_belongs(q, cfg, m, id, st.st_nlink)) {
 		saved = errno == MQ_EFORMAT ? errno : MQ_EBADMSG;
 		mq_msg_close(m);
 		e->gone = 1;

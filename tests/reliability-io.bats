@@ -401,6 +401,25 @@ check_pop() {
 	each_error pop EIO
 }
 
+@test "reliability: mq-recv: EIO reading a message's header exits 74 and leaves the message ready, not quarantined" {
+	need_strace
+	echo prior | mq-send -q "$Q"
+	mq-recv "$Q" >/dev/null
+	id=$(mq-send "$Q" "$T/small")
+	cp -a "$Q" "$T/ref"
+	run traced_env strace -qq -o "$T/trace" -e trace=pread64 mq-recv "$T/ref"
+	k=$(grep -E '^pread64\(' "$T/trace" | grep -n -m1 -F '"mq/1\n' | cut -d: -f1)
+	[ -n "$k" ] || fail "no header read in the untouched run"
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject="pread64:error=EIO:when=$k" mq-recv "$Q"
+	assert_failure 74
+	assert_equal "$stderr" "mq-recv: $Q: Input/output error"
+	assert_equal "$(quarantined)" ""
+	assert_equal "$(ready_ids "$Q")" "$id"
+	mq-recv "$Q" | cmp - "$T/small"
+	fsck_clean "$Q"
+}
+
 prep_ack() { prep_pop "$1"; mq-recv -L 2 -o /dev/null "$1/q" >"$1/receipt"; }
 cmd_ack() { CMD=(mq-ack "$1/q" "$(cat "$1/receipt")"); }
 check_ack() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
