@@ -453,8 +453,12 @@ claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
 	int newfd = q->dirfd[MQ_DIR_NEW], bucketfd, wd, rc;
 
 	mq_bucket_name(b->base, b->prio, bucket);
-	/* Watched before it is listed: what arrives after is an event. */
+	/* Watched before it is listed: what arrives after is an event.  A
+	 * bucket that cannot be watched (no watches left) could take an
+	 * arrival unseen, so no bucket after it may be kept. */
 	wd = *keepable ? mq_cursor_watch_bucket(q, bucket) : -1;
+	if (wd == -1)
+		*keepable = 0;
 	e = mq_list_bucket(newfd, bucket, b->base, &count);
 	if (e == NULL && errno != 0) {
 		if (errno == ELOOP || errno == ENOTDIR) {

@@ -242,6 +242,54 @@ EOF
 	empty_queue
 }
 
+# hold_at_2 TRACE [INJECT]: run a watcher under strace over messages 1 2 3
+# behind an emptied bucket of priority 5; while the handler holds 2,
+# send an urgent message of priority 5 into that bucket; the order
+# handled is left in $T/order.
+hold_at_2() {
+	rm -rf "$Q" "$T/order" "$T/at2" "$T/go"
+	mq-init "$Q"
+	echo old | mq-send -q -p 5 "$Q"
+	mq-recv "$Q" >/dev/null
+	mq-send -q "$Q" "$T"/in/{1..3}
+	# LeakSanitizer cannot run under ptrace.
+	bg watch env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+	    strace -qq -o "$1" -e trace=inotify_init1,inotify_add_watch \
+	    ${2:+-e inject="$2"} mq-watch --drain -j 1 "$Q" -- "$T/h"
+	wait_for 10 test -e "$T/at2"
+	echo urgent | mq-send -q -p 5 "$Q"
+	touch "$T/go"
+	wait_exit 30 "$BG_PID"
+	assert_equal "$EXIT_STATUS" 0
+}
+
+@test "mq-watch: a bucket ranked first that cannot be watched is not passed over for a kept one" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	mkdir "$T/in"
+	for i in 1 2 3; do printf %s "$i" >"$T/in/$i"; done
+	handler h <<EOF
+b=\$(cat); echo "\$b" >>"$T/order"
+if [ "\$b" = 2 ]; then
+	touch "$T/at2"
+	for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
+fi
+EOF
+	hold_at_2 "$T/ref"
+	printf '%s\n' 1 2 urgent 3 | cmp - "$T/order"
+	# The watch the claimer's cursor (the second inotify descriptor)
+	# asks for on the emptied bucket of priority 5.
+	ifd=$(sed -n 's/^inotify_init1(.*) *= \([0-9]*\)$/\1/p' "$T/ref" | sed -n 2p)
+	[ -n "$ifd" ] || fail "no cursor in the untouched run"
+	k=$(grep '^inotify_add_watch(' "$T/ref" |
+	    grep -n -m1 "^inotify_add_watch($ifd, \"[^\"]*/new/p5-" | cut -d: -f1)
+	[ -n "$k" ] || fail "the cursor never watched the bucket of priority 5"
+	hold_at_2 "$T/trace" "inotify_add_watch:error=ENOSPC:when=$k"
+	grep -q "^inotify_add_watch($ifd, \"[^\"]*/new/p5-.*(INJECTED)" "$T/trace" ||
+	    fail "the failure did not land on the cursor's watch of p5"
+	printf '%s\n' 1 2 urgent 3 | cmp - "$T/order"
+	empty_queue
+}
+
 # --- leases, timeouts, draining ------------------------------------------
 
 @test "mq-watch: a handler outliving the lease keeps its message and runs once" {
