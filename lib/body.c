@@ -175,6 +175,29 @@ mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
 	return sync_parent(path);
 }
 
+/* Close every descriptor from 3 up but a and b.  A forked feeder must
+ * not keep the messages its parent holds: their locks are open file
+ * description locks, which a copied descriptor keeps for as long as it
+ * is open, so a message given back meanwhile would stay locked, passed
+ * over by every claimer, until the feeder ends. */
+static void
+close_all_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a, fd, max;
+
+	if ((lo <= 3 || close_range(3, (unsigned)lo - 1, 0) == 0) &&
+	    (hi - lo <= 1 || close_range((unsigned)lo + 1, (unsigned)hi - 1,
+	    0) == 0) && close_range((unsigned)hi + 1, ~0U, 0) == 0)
+		return;
+	/* A kernel before 5.9. */
+	max = (int)sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (fd = 3; fd < max; fd++)
+		if (fd != a && fd != b)
+			close(fd);
+}
+
 /* A decoded body reaches a handler through a pipe fed by a grandchild, so
  * that the parent need not pump it and no zombie is left behind.  The
  * child exits with the errno of a grandchild that could not be made:
@@ -192,6 +215,7 @@ decoder_pipe(struct mq_queue *q, const struct mq_msg *m)
 		goto fail;
 	if (pid == 0) {
 		close(p[0]);
+		close_all_but(p[1], m->fd);
 		signal(SIGPIPE, SIG_DFL);
 		if ((grandchild = fork()) == 0)
 			_exit(mq_msg_copy_body(q, m, p[1]) == 0 ? 0 : 1);

@@ -290,6 +290,36 @@ EOF
 	empty_queue
 }
 
+@test "mq-watch: a decoded body's feeder holds no other message: one retried meanwhile is taken again at once" {
+	# A compressed body reaches its handler from a process forked for
+	# it; that process must not keep the locks of the other messages
+	# mq-watch held when it forked, or a message given back meanwhile
+	# stays locked, unclaimable, for as long as the feeder lives.
+	mq-init --backoff 0 --max-attempts 100 "$Q"
+	c=$(echo c | mq-send "$Q")
+	head -c 1M /dev/zero | mq-send -q -z "$Q"
+	handler h <<EOF
+echo "\$\$" >>"$T/bg.pids"
+if [ "\$MQ_ATTEMPT" = 1 ] && [ "\$MQ_ID" = "$c" ]; then
+	echo run >>"$T/c-runs"
+	for i in \$(seq 400); do [ -e "$T/b-started" ] && break; sleep 0.05; done
+	exit 1
+elif [ "\$MQ_ATTEMPT" != 1 ]; then
+	echo run >>"$T/c-runs"
+	exit 0
+fi
+touch "$T/b-started"
+# Reads nothing: the feeder blocks on a full pipe until this ends.
+for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
+EOF
+	bg watch mq-watch -j 2 "$Q" -- "$T/h"
+	wait_for 10 test -e "$T/b-started"
+	c_ran_twice() { [ "$(wc -l <"$T/c-runs")" = 2 ]; }
+	wait_for 10 c_ran_twice
+	touch "$T/go"
+	wait_for 10 empty_queue
+}
+
 # --- leases, timeouts, draining ------------------------------------------
 
 @test "mq-watch: a handler outliving the lease keeps its message and runs once" {
