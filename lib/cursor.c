@@ -225,8 +225,8 @@ apply(struct mq_queue *q, const struct inotify_event *ev)
 /* Every event pending must be applied before the next claim: one left
  * unread (a burst of arrivals fills more than one buffer) may be the
  * arrival that ranks before the kept position.  A queue that keeps
- * filling faster than it is read is given up on: the claim lists afresh,
- * which needs no event. */
+ * filling faster than it is read is given up on: the claim reaps and
+ * lists afresh, which needs no event. */
 #define UPDATE_READS_MAX 64
 
 int
@@ -251,7 +251,10 @@ mq_cursor_update(struct mq_queue *q)
 			apply(q, ev);
 		}
 	}
+	/* As after an overflow: the events left unread may be arrivals or
+	 * lease ends. */
 	mq_cursor_drop(q);
+	c->reap_due = 0;
 	return 0;
 }
 
