@@ -307,19 +307,24 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 		}
 		return -1;
 	}
+	m->fd = fd;
 	if (fstat(fd, &st) == -1)
 		goto fail;
 	if (!S_ISREG(st.st_mode)) {
-		close(fd);
+		mq_msg_close(m);
 		e->gone = 1;
 		quarantine(q, bucketfd, name, MQ_EBADMSG);
 		return 0;
 	}
 	if (lock_msg(q, fd) == -1) {
-		close(fd);
-		return errno == EWOULDBLOCK ? 0 : -1;
+		saved = errno;
+		mq_msg_close(m);
+		if (saved != EWOULDBLOCK) {
+			errno = saved;
+			return -1;
+		}
+		return 0;
 	}
-	m->fd = fd;
 	if ((parsed = mq_header_parse(fd, m, st.st_size)) == -1 &&
 	    (errno == EIO || errno == ENOMEM || errno == EINTR))
 		/* A header that could not be read says nothing against
