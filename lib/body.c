@@ -175,13 +175,39 @@ mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
 	return sync_parent(path);
 }
 
+/* Close every descriptor from 3 up but a and b.  A forked feeder must
+ * not keep the messages its parent holds: their locks are open file
+ * description locks, which a copied descriptor keeps for as long as it
+ * is open, so a message given back meanwhile would stay locked, passed
+ * over by every claimer, until the feeder ends. */
+static void
+close_all_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a, fd, max;
+
+	if ((lo <= 3 || close_range(3, (unsigned)lo - 1, 0) == 0) &&
+	    (hi - lo <= 1 || close_range((unsigned)lo + 1, (unsigned)hi - 1,
+	    0) == 0) && close_range((unsigned)hi + 1, ~0U, 0) == 0)
+		return;
+	/* A kernel before 5.9. */
+	max = (int)sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (fd = 3; fd < max; fd++)
+		if (fd != a && fd != b)
+			close(fd);
+}
+
 /* A decoded body reaches a handler through a pipe fed by a grandchild, so
- * that the parent need not pump it and no zombie is left behind. */
+ * that the parent need not pump it and no zombie is left behind.  The
+ * child exits with the errno of a grandchild that could not be made:
+ * the pipe would then give the handler an empty body, as if it were the
+ * message's. */
 static int
 decoder_pipe(struct mq_queue *q, const struct mq_msg *m)
 {
 	int p[2], status, saved;
-	pid_t pid;
+	pid_t pid, grandchild;
 
 	if (pipe2(p, O_CLOEXEC) == -1)
 		return -1;
@@ -189,19 +215,26 @@ decoder_pipe(struct mq_queue *q, const struct mq_msg *m)
 		goto fail;
 	if (pid == 0) {
 		close(p[0]);
+		close_all_but(p[1], m->fd);
 		signal(SIGPIPE, SIG_DFL);
-		if (fork() == 0)
+		if ((grandchild = fork()) == 0)
 			_exit(mq_msg_copy_body(q, m, p[1]) == 0 ? 0 : 1);
-		_exit(0);
+		_exit(grandchild == -1 ? (errno > 0 && errno < 256 ?
+		    errno : EAGAIN) : 0);
 	}
 	close(p[1]);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
-	return p[0];
+	p[1] = -1;
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			goto fail;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return p[0];
+	errno = WIFEXITED(status) ? WEXITSTATUS(status) : EAGAIN;
 fail:
 	saved = errno;
 	close(p[0]);
-	close(p[1]);
+	if (p[1] != -1)
+		close(p[1]);
 	errno = saved;
 	return -1;
 }

@@ -289,7 +289,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 {
 	char name[MQ_NAME_MAX], token[16], id[MQ_ID_SIZE];
 	struct stat st;
-	int curfd = q->dirfd[MQ_DIR_CUR], fd, saved;
+	int curfd = q->dirfd[MQ_DIR_CUR], fd, saved, parsed;
 
 	mq_id_format(e->seq, id);
 	snprintf(name, sizeof(name), "%s.%u", id, e->n);
@@ -307,21 +307,31 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 		}
 		return -1;
 	}
+	m->fd = fd;
 	if (fstat(fd, &st) == -1)
 		goto fail;
 	if (!S_ISREG(st.st_mode)) {
-		close(fd);
+		mq_msg_close(m);
 		e->gone = 1;
 		quarantine(q, bucketfd, name, MQ_EBADMSG);
 		return 0;
 	}
 	if (lock_msg(q, fd) == -1) {
-		close(fd);
-		return errno == EWOULDBLOCK ? 0 : -1;
+		saved = errno;
+		mq_msg_close(m);
+		if (saved != EWOULDBLOCK) {
+			errno = saved;
+			return -1;
+		}
+		return 0;
 	}
-	m->fd = fd;
-	if (mq_header_parse(fd, m, st.st_size) == -1 ||
-	    !mq_msg_belongs(q, cfg, m, id, st.st_nlink)) {
+	if ((parsed = mq_header_parse(fd, m, st.st_size)) == -1 &&
+	    (errno == EIO || errno == ENOMEM || errno == EINTR))
+		/* A header that could not be read says nothing against
+		 * the message: the claim fails, as when check() cannot
+		 * decode. */
+		goto fail;
+	if (parsed == -1 || !mq_msg_belongs(q, cfg, m, id, st.st_nlink)) {
 		saved = errno == MQ_EFORMAT ? errno : MQ_EBADMSG;
 		mq_msg_close(m);
 		e->gone = 1;
@@ -448,8 +458,12 @@ claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
 	int newfd = q->dirfd[MQ_DIR_NEW], bucketfd, wd, rc;
 
 	mq_bucket_name(b->base, b->prio, bucket);
-	/* Watched before it is listed: what arrives after is an event. */
+	/* Watched before it is listed: what arrives after is an event.  A
+	 * bucket that cannot be watched (no watches left) could take an
+	 * arrival unseen, so no bucket after it may be kept. */
 	wd = *keepable ? mq_cursor_watch_bucket(q, bucket) : -1;
+	if (wd == -1)
+		*keepable = 0;
 	e = mq_list_bucket(newfd, bucket, b->base, &count);
 	if (e == NULL && errno != 0) {
 		if (errno == ELOOP || errno == ENOTDIR) {

@@ -222,6 +222,13 @@ apply(struct mq_queue *q, const struct inotify_event *ev)
 		mq_cursor_drop(q);
 }
 
+/* Every event pending must be applied before the next claim: one left
+ * unread (a burst of arrivals fills more than one buffer) may be the
+ * arrival that ranks before the kept position.  A queue that keeps
+ * filling faster than it is read is given up on: the claim reaps and
+ * lists afresh, which needs no event. */
+#define UPDATE_READS_MAX 64
+
 int
 mq_cursor_update(struct mq_queue *q)
 {
@@ -230,15 +237,24 @@ mq_cursor_update(struct mq_queue *q)
 	const struct inotify_event *ev;
 	ssize_t len;
 	char *p;
+	int reads;
 
-	len = read(c->ifd, buf, sizeof(buf));
-	if (len == -1 && errno != EAGAIN && errno != EINTR)
-		return -1;
-	for (p = buf; len > 0 && p < buf + len;
-	    p += sizeof(*ev) + ev->len) {
-		ev = (const struct inotify_event *)p;
-		apply(q, ev);
+	for (reads = 0; reads < UPDATE_READS_MAX; reads++) {
+		len = read(c->ifd, buf, sizeof(buf));
+		if (len == -1) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -1;
+		}
+		for (p = buf; p < buf + len; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			apply(q, ev);
+		}
 	}
+	/* As after an overflow: the events left unread may be arrivals or
+	 * lease ends. */
+	mq_cursor_drop(q);
+	c->reap_due = 0;
 	return 0;
 }
 

@@ -35,7 +35,11 @@ mq_msg_locked(const struct mq_queue *q, int fd)
 	return fcntl(fd, F_OFD_GETLK, &lk) == -1 || lk.l_type != F_UNLCK;
 }
 
-/* A lease whose holder kept a lock is free once the lock can be taken. */
+/* A lease whose holder kept a lock is free once the lock can be taken.
+ * A file that cannot be opened for now (no descriptor or memory left,
+ * no permission) says nothing of its holder, who may well be alive: it
+ * waits for its deadline.  A symbolic link or a socket planted in cur/
+ * is no lease and goes on to be set aside. */
 static int
 holder_gone(const struct mq_queue *q, int curfd, const char *name)
 {
@@ -44,7 +48,7 @@ holder_gone(const struct mq_queue *q, int curfd, const char *name)
 
 	fd = openat(curfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1)
-		return errno == ENOENT ? 0 : 1;
+		return errno == ELOOP || errno == ENXIO;
 	gone = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    !mq_msg_locked(q, fd);
 	close(fd);

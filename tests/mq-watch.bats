@@ -214,6 +214,112 @@ EOF
 	empty_queue
 }
 
+@test "mq-watch: a higher priority sent after a burst of arrivals still goes first" {
+	# The kept bucket learns of arrivals from inotify: every event
+	# pending must be read before the next claim, however many there
+	# are (a burst fills more than one read's buffer).
+	# Files, not lines: mq-send -l would reserve ids ahead and begin a
+	# new bucket, which makes any consumer list afresh.
+	mkdir "$T/in"
+	for i in $(seq 403); do printf %s "$i" >"$T/in/$i"; done
+	mq-send -q "$Q" "$T"/in/{1..3}
+	handler h <<EOF
+b=\$(cat); echo "\$b" >>"$T/order"
+if [ "\$b" = 2 ]; then
+	touch "$T/at2"
+	for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
+fi
+EOF
+	bg watch mq-watch --drain -j 1 "$Q" -- "$T/h"
+	wait_for 10 test -e "$T/at2"
+	mq-send -q "$Q" "$T"/in/{4..403}
+	assert_equal "$(ls "$Q/new")" "$(basename "$(bucket_of 0000010000000003)")"
+	echo urgent | mq-send -q -p 5 "$Q"
+	touch "$T/go"
+	wait_exit 60 "$BG_PID"
+	assert_equal "$EXIT_STATUS" 0
+	{ printf '%s\n' 1 2 urgent; seq 3 403; } | cmp - "$T/order"
+	empty_queue
+}
+
+# hold_at_2 TRACE [INJECT]: run a watcher under strace over messages 1 2 3
+# behind an emptied bucket of priority 5; while the handler holds 2,
+# send an urgent message of priority 5 into that bucket; the order
+# handled is left in $T/order.
+hold_at_2() {
+	rm -rf "$Q" "$T/order" "$T/at2" "$T/go"
+	mq-init "$Q"
+	echo old | mq-send -q -p 5 "$Q"
+	mq-recv "$Q" >/dev/null
+	mq-send -q "$Q" "$T"/in/{1..3}
+	# LeakSanitizer cannot run under ptrace.
+	bg watch env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+	    strace -qq -o "$1" -e trace=inotify_init1,inotify_add_watch \
+	    ${2:+-e inject="$2"} mq-watch --drain -j 1 "$Q" -- "$T/h"
+	wait_for 10 test -e "$T/at2"
+	echo urgent | mq-send -q -p 5 "$Q"
+	touch "$T/go"
+	wait_exit 30 "$BG_PID"
+	assert_equal "$EXIT_STATUS" 0
+}
+
+@test "mq-watch: a bucket ranked first that cannot be watched is not passed over for a kept one" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	mkdir "$T/in"
+	for i in 1 2 3; do printf %s "$i" >"$T/in/$i"; done
+	handler h <<EOF
+b=\$(cat); echo "\$b" >>"$T/order"
+if [ "\$b" = 2 ]; then
+	touch "$T/at2"
+	for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
+fi
+EOF
+	hold_at_2 "$T/ref"
+	printf '%s\n' 1 2 urgent 3 | cmp - "$T/order"
+	# The watch the claimer's cursor (the second inotify descriptor)
+	# asks for on the emptied bucket of priority 5.
+	ifd=$(sed -n 's/^inotify_init1(.*) *= \([0-9]*\)$/\1/p' "$T/ref" | sed -n 2p)
+	[ -n "$ifd" ] || fail "no cursor in the untouched run"
+	k=$(grep '^inotify_add_watch(' "$T/ref" |
+	    grep -n -m1 "^inotify_add_watch($ifd, \"[^\"]*/new/p5-" | cut -d: -f1)
+	[ -n "$k" ] || fail "the cursor never watched the bucket of priority 5"
+	hold_at_2 "$T/trace" "inotify_add_watch:error=ENOSPC:when=$k"
+	grep -q "^inotify_add_watch($ifd, \"[^\"]*/new/p5-.*(INJECTED)" "$T/trace" ||
+	    fail "the failure did not land on the cursor's watch of p5"
+	printf '%s\n' 1 2 urgent 3 | cmp - "$T/order"
+	empty_queue
+}
+
+@test "mq-watch: a decoded body's feeder holds no other message: one retried meanwhile is taken again at once" {
+	# A compressed body reaches its handler from a process forked for
+	# it; that process must not keep the locks of the other messages
+	# mq-watch held when it forked, or a message given back meanwhile
+	# stays locked, unclaimable, for as long as the feeder lives.
+	mq-init --backoff 0 --max-attempts 100 "$Q"
+	c=$(echo c | mq-send "$Q")
+	head -c 1M /dev/zero | mq-send -q -z "$Q"
+	handler h <<EOF
+echo "\$\$" >>"$T/bg.pids"
+if [ "\$MQ_ATTEMPT" = 1 ] && [ "\$MQ_ID" = "$c" ]; then
+	echo run >>"$T/c-runs"
+	for i in \$(seq 400); do [ -e "$T/b-started" ] && break; sleep 0.05; done
+	exit 1
+elif [ "\$MQ_ATTEMPT" != 1 ]; then
+	echo run >>"$T/c-runs"
+	exit 0
+fi
+touch "$T/b-started"
+# Reads nothing: the feeder blocks on a full pipe until this ends.
+for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
+EOF
+	bg watch mq-watch -j 2 "$Q" -- "$T/h"
+	wait_for 10 test -e "$T/b-started"
+	c_ran_twice() { [ "$(wc -l <"$T/c-runs")" = 2 ]; }
+	wait_for 10 c_ran_twice
+	touch "$T/go"
+	wait_for 10 empty_queue
+}
+
 # --- leases, timeouts, draining ------------------------------------------
 
 @test "mq-watch: a handler outliving the lease keeps its message and runs once" {

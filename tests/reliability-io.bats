@@ -29,6 +29,7 @@ setup() {
 }
 
 teardown() {
+	[ -z "${HOLDER:-}" ] || kill "$HOLDER" 2>/dev/null
 	if [ -n "${TMPFS:-}" ] && mountpoint -q "$TMPFS" 2>/dev/null; then
 		umount "$TMPFS" 2>/dev/null || umount -l "$TMPFS" 2>/dev/null
 	fi
@@ -400,6 +401,25 @@ check_pop() {
 	each_error pop EIO
 }
 
+@test "reliability: mq-recv: EIO reading a message's header exits 74 and leaves the message ready, not quarantined" {
+	need_strace
+	echo prior | mq-send -q "$Q"
+	mq-recv "$Q" >/dev/null
+	id=$(mq-send "$Q" "$T/small")
+	cp -a "$Q" "$T/ref"
+	run traced_env strace -qq -o "$T/trace" -e trace=pread64 mq-recv "$T/ref"
+	k=$(grep -E '^pread64\(' "$T/trace" | grep -n -m1 -F '"mq/1\n' | cut -d: -f1)
+	[ -n "$k" ] || fail "no header read in the untouched run"
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject="pread64:error=EIO:when=$k" mq-recv "$Q"
+	assert_failure 74
+	assert_equal "$stderr" "mq-recv: $Q: Input/output error"
+	assert_equal "$(quarantined)" ""
+	assert_equal "$(ready_ids "$Q")" "$id"
+	mq-recv "$Q" | cmp - "$T/small"
+	fsck_clean "$Q"
+}
+
 prep_ack() { prep_pop "$1"; mq-recv -L 2 -o /dev/null "$1/q" >"$1/receipt"; }
 cmd_ack() { CMD=(mq-ack "$1/q" "$(cat "$1/receipt")"); }
 check_ack() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
@@ -416,6 +436,53 @@ check_retry() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
 @test "reliability: mq-ack --retry: EIO at the rename" {
 	need_strace
 	each_error retry EIO
+}
+
+# --- a held message ---------------------------------------------------------
+
+@test "reliability: a consumer that cannot open a held lease (EMFILE, ENFILE, ENOMEM, EACCES) leaves it with its holder" {
+	need_strace
+	mq-init --lease 600 "$Q"
+	id=$(echo held | mq-send "$Q")
+	# The holder keeps its lock for as long as its command runs.
+	mq-recv "$Q" -- bash -c 'touch "$1/holding"; for i in $(seq 600); do
+	    [ -e "$1/go" ] && exit 0; sleep 0.05; done; exit 1' sh "$T" \
+	    >/dev/null 2>"$T/holder.err" 3>&- &
+	HOLDER=$!
+	wait_for 10 test -e "$T/holding"
+	lease=$(find "$Q/cur" -type f -printf '%f\n')
+	[[ $lease == "$id".1.k* ]] || fail "not held with a lock: $lease"
+	# Which openat of a second consumer looks at the lease's holder.
+	run -1 traced_env strace -qq -o "$T/ref" -e trace=openat mq-recv "$Q"
+	k=$(grep -E '^openat\(' "$T/ref" | grep -n -m1 -F "\"$lease\"" | cut -d: -f1)
+	[ -n "$k" ] || fail "the second consumer never opened $lease"
+	for err in EMFILE ENFILE ENOMEM EACCES; do
+		run traced_env strace -qq -o /dev/null \
+		    -e inject="openat:error=$err:when=$k" mq-recv -o "$T/got" "$Q"
+		[ "$status" = 1 ] || fail "$err: exit $status, want 1 (nothing ready)"
+		[ ! -s "$T/got" ] || fail "$err: the held message was received again"
+		assert_equal "$(ls "$Q/cur")" "$lease"
+		assert_equal "$(ready_count)" 0
+	done
+	touch "$T/go"
+	wait "$HOLDER"
+	HOLDER=
+	run -1 mq-recv "$Q"
+	fsck_clean "$Q"
+}
+
+# --- a decoded body on its way to a handler --------------------------------
+
+@test "reliability: a compressed body whose decoder cannot be started is not given to the handler as empty, and the message is kept" {
+	id=$(mq-send -z "$Q" "$T/big")
+	run --separate-stderr env ASAN_OPTIONS=verify_asan_link_order=0 \
+	    LD_PRELOAD="$(tool forkfail.so)" \
+	    mq-recv "$Q" -- sh -c 'cat >"$1/handled"' sh "$T"
+	assert_failure 75
+	assert_equal "$stderr" "mq-recv: $Q: Resource temporarily unavailable"
+	[ ! -e "$T/handled" ] || fail "the handler ran, with $(wc -c <"$T/handled") bytes"
+	mq-recv "$Q" | cmp - "$T/big"
+	fsck_clean "$Q"
 }
 
 # --- a full filesystem ----------------------------------------------------
