@@ -280,6 +280,28 @@ check(struct mq_queue *q, const struct mq_config *cfg, struct mq_msg *m)
 	return 0;
 }
 
+/* Deliver a claimed message only if it passes check(): one that fails
+ * it is quarantined, one whose check could not run is given back.
+ * Returns 1, 0 (set aside), or -1. */
+static int
+settle_claim(struct mq_queue *q, const struct mq_config *cfg,
+    struct mq_msg *m)
+{
+	int saved;
+
+	if (check(q, cfg, m) == 0)
+		return 1;
+	saved = errno;
+	mq_msg_close(m);
+	if (saved == EIO || saved == ENOMEM || saved == EINTR) {
+		mq_unclaim(q, m->receipt);
+		errno = saved;
+		return -1;
+	}
+	quarantine(q, q->dirfd[MQ_DIR_CUR], m->lease_name, saved);
+	return 0;
+}
+
 /* Try to claim one ready file.  Returns 1 claimed, 0 not now (try the
  * next), -1 error; marks the entry gone when it is no longer ready (taken
  * by anyone, set aside, or not a message). */
@@ -378,18 +400,11 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 		return 0;
 	}
 	e->gone = 1;
-	if (check(q, cfg, m) == -1) {
-		saved = errno;
-		mq_msg_close(m);
-		if (saved == EIO || saved == ENOMEM || saved == EINTR) {
-			mq_unclaim(q, m->receipt);
-			errno = saved;
-			return -1;
-		}
-		quarantine(q, curfd, m->lease_name, saved);
-		return 0;
-	}
-	return 1;
+	/* A batch checks its messages once cur/ is synced: verifying or
+	 * decoding a body can take long, and until that sync a sender's
+	 * sync of the bucket could make a claim's removal durable without
+	 * its arrival. */
+	return q->claims_unsynced ? 1 : settle_claim(q, cfg, m);
 fail:
 	saved = errno;
 	mq_msg_close(m);
@@ -584,15 +599,17 @@ int
 mq_claim_many(struct mq_queue *q, unsigned lease_s, int keep_lock,
     struct mq_msg *m, size_t max)
 {
-	size_t n = 0, i;
-	int rc = 1, saved;
+	struct mq_config cfg;
+	size_t n = 0, i, kept;
+	int rc = 1, saved, settled;
 
 	q->claims_unsynced = 1;
 	while (n < max && (rc = mq_claim(q, lease_s, keep_lock, &m[n])) == 1)
 		n++;
 	q->claims_unsynced = 0;
 	saved = errno;
-	if (n > 0 && fsync(q->dirfd[MQ_DIR_CUR]) == -1) {
+	if (n > 0 && (fsync(q->dirfd[MQ_DIR_CUR]) == -1 ||
+	    mq_config(q, &cfg) == -1)) {
 		saved = errno;
 		for (i = 0; i < n; i++) {
 			mq_msg_close(&m[i]);
@@ -601,11 +618,19 @@ mq_claim_many(struct mq_queue *q, unsigned lease_s, int keep_lock,
 		errno = saved;
 		return -1;
 	}
-	if (rc == -1 && n == 0) {
+	for (i = kept = 0; i < n; i++) {
+		if ((settled = settle_claim(q, &cfg, &m[i])) == 1)
+			m[kept++] = m[i];
+		else if (settled == -1) {
+			rc = -1;
+			saved = errno;
+		}
+	}
+	if (rc == -1 && kept == 0) {
 		errno = saved;
 		return -1;
 	}
-	return (int)n;
+	return (int)kept;
 }
 
 void

@@ -573,6 +573,33 @@ EOF
 	empty_queue
 }
 
+@test "mq-watch: a streamed batch syncs its claims before it decodes a body" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	# Decoding can take long; until cur/ is synced, a sender's sync of
+	# the bucket could make a claim's removal durable without its
+	# arrival, and a power cut would then orphan the message.
+	for i in 1 2 3; do
+		head -c 150000 /dev/urandom | base64 -w0 >"$T/m$i"
+		mq-send -z -q "$Q" "$T/m$i"
+	done
+	# LeakSanitizer cannot run under ptrace.
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 strace -f -qq \
+	    -o "$T/trace" -e trace=renameat,renameat2,fsync,pread64 \
+	    timeout 20 mq-watch --drain "$Q" >"$T/out"
+	cat "$T/m1" "$T/m2" "$T/m3" | cmp - <(tr -d '\n' <"$T/out")
+	empty_queue
+	# Every claim (a rename into cur/), then one sync, then the bodies
+	# (reads past the header).
+	run awk '
+	    /renameat/ && !synced { claims++ }
+	    /fsync\(/ && claims { synced = 1 }
+	    /pread64\(/ && claims { off = $0; sub(/.*, /, "", off)
+		sub(/\).*/, "", off)
+		if (off + 0 > 0) { if (!synced) early++; else late++ } }
+	    END { print claims, synced + 0, early + 0, (late > 0) }' "$T/trace"
+	assert_output "3 1 0 1"
+}
+
 @test "mq-watch: -0 ends each streamed body with a NUL" {
 	printf 'a\nb' >"$T/m1"
 	printf 'c' >"$T/m2"
