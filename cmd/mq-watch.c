@@ -312,9 +312,20 @@ stream(struct mq_queue *q, struct mq_msg *m, char sep)
 }
 
 /* Stream mode claims this many at a time: one directory sync for all of
- * them, and few enough that their leases outlast writing them out. */
+ * them.  A reader too slow to take them within a third of their lease
+ * gets the rest given back, to be claimed afresh, rather than written
+ * after their leases ran out and another consumer took them too. */
 #define STREAM_BATCH 32
 _Static_assert(STREAM_BATCH <= CLOSER_MAX, "a batch fits the closer's queue");
+
+static void
+give_back(struct mq_queue *q, struct mq_msg *m, int from, int n)
+{
+	for (; from < n; from++) {
+		mq_msg_close(&m[from]);
+		mq_unclaim(q, m[from].receipt);
+	}
+}
 
 /* Stream a batch: returns how many were claimed (0: none ready), or -1
  * with *status set; after a write error the rest are given back. */
@@ -323,25 +334,29 @@ stream_batch(struct mq_queue *q, char sep, int *status)
 {
 	struct mq_msg m[STREAM_BATCH];
 	int fd[STREAM_BATCH], n, i;
+	int64_t give_back_at;
 
 	if ((n = mq_claim_many(q, lease, 1, m, STREAM_BATCH)) == -1) {
 		*status = mq_exit_status(errno);
 		cli_warn(queue, errno);
 		return -1;
 	}
+	give_back_at = cli_now_ns(CLOCK_MONOTONIC) +
+	    (int64_t)lease * 1000000000 / 3;
 	for (i = 0; i < n; i++) {
+		if (i > 0 && cli_now_ns(CLOCK_MONOTONIC) >= give_back_at) {
+			give_back(q, m, i, n);
+			break;
+		}
 		if (stream(q, &m[i], sep) == -1) {
 			close_later(fd, i);
 			*status = 74;
-			while (++i < n) {
-				mq_msg_close(&m[i]);
-				mq_unclaim(q, m[i].receipt);
-			}
+			give_back(q, m, i + 1, n);
 			return -1;
 		}
 		fd[i] = m[i].fd;
 	}
-	close_later(fd, n);
+	close_later(fd, i);
 	return n;
 }
 

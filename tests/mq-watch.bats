@@ -600,6 +600,29 @@ EOF
 	assert_output "3 1 0 1"
 }
 
+@test "mq-watch: a slow stream reader gets no message another consumer also got" {
+	mq-init --lease 1 "$Q"
+	pad=$(head -c 16000 /dev/zero | tr '\0' x)
+	for i in $(seq 1 40); do echo "$i $pad"; done | mq-send -l -q "$Q"
+	# Lines of 16 kB fill the pipe after four; the reader then takes one
+	# every 0.1 s, so a batch of 32 outlasts the lease of 1 s.  Another
+	# consumer takes what is ready meanwhile.
+	bg watch bash -c 'mq-watch --drain "$1" |
+	    while read -r n _; do echo "$n"; sleep 0.1; done' _ "$Q"
+	: >"$T/other"
+	for _ in $(seq 1 300); do
+		gone "$BG_PID" && break
+		mq-recv "$Q" 2>/dev/null | cut -d" " -f1 >>"$T/other"
+		sleep 0.1
+	done
+	wait_exit 30 "$BG_PID"
+	sort -n "$T/watch.out" "$T/other" | grep . >"$T/all"
+	# Each once: none written after its lease ran out and another
+	# consumer took it too.
+	seq 1 40 | cmp - "$T/all"
+	empty_queue
+}
+
 @test "mq-watch: -0 ends each streamed body with a NUL" {
 	printf 'a\nb' >"$T/m1"
 	printf 'c' >"$T/m2"
