@@ -16,7 +16,8 @@ files=${TESTS:-tests/*.bats}
 # make check keeps its runs short; make stress and the suites run alone
 # use the long defaults.
 export HISTORY_CHAOS="${HISTORY_CHAOS:-5}" PC_OPS="${PC_OPS:-8}" \
-    CRASH_STRIDE="${CRASH_STRIDE:-2}" BRIDGE_N="${BRIDGE_N:-2000}"
+    CRASH_STRIDE="${CRASH_STRIDE:-2}" BRIDGE_N="${BRIDGE_N:-2000}" \
+    DEPTH_N="${DEPTH_N:-2100}"
 status=0
 for bin in $builds; do
 	run=$files
