@@ -296,9 +296,11 @@ rounds() {
 	shift
 	for spec in "$@"; do
 		# A plain subshell keeps set -e; one in a condition would not.
+		# It runs without bats's per-command DEBUG trap, which would
+		# take much of the time of a round's many short commands.
 		set +e
 		# shellcheck disable=SC2086
-		(set -e; round "$fs" $spec)
+		(trap - DEBUG; set +T; set -e; round "$fs" $spec)
 		rc=$?
 		set -e
 		if [ "$rc" != 0 ]; then
