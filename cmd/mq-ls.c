@@ -44,7 +44,9 @@ print_headers(const struct mq_entry *e)
 	size_t it = 0;
 	int first = 1;
 
-	if (mq_peek(q, e->id, &m, &st) == -1) {
+	/* Looked for by id again only if it moved since it was listed. */
+	if (mq_peek_entry(q, e, &m) == -1 &&
+	    (errno != ENOENT || mq_peek(q, e->id, &m, &st) == -1)) {
 		if (json)
 			fputs(",\"headers\":{", stdout);
 		return;

@@ -388,28 +388,14 @@ find_id(const struct mq_entry *e, void *arg)
 }
 
 int
-mq_peek(struct mq_queue *q, const char *id, struct mq_msg *m,
-    enum mq_state *state)
+mq_peek_entry(struct mq_queue *q, const struct mq_entry *e, struct mq_msg *m)
 {
-	struct find f = { id, { 0 }, 0 };
 	struct stat st;
-	uint64_t seq;
 	int fd, saved;
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
-	if (mq_id_parse(id, &seq) == -1) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (mq_walk(q, MQ_ALL_STATES & ~MQ_STATE_BIT(MQ_QUARANTINED), find_id,
-	    &f) == -1)
-		return -1;
-	if (!f.found) {
-		errno = ENOENT;
-		return -1;
-	}
-	fd = openat(q->fd, f.e.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	fd = openat(q->fd, e->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1)
 		return -1;
@@ -427,8 +413,33 @@ mq_peek(struct mq_queue *q, const char *id, struct mq_msg *m,
 		return -1;
 	}
 	/* A subscriber's copy carries its topic's id; here it is ours. */
-	memcpy(m->id, f.e.id, sizeof(m->id));
-	m->attempt = f.e.attempts;
+	memcpy(m->id, e->id, sizeof(m->id));
+	m->attempt = e->attempts;
+	return 0;
+}
+
+int
+mq_peek(struct mq_queue *q, const char *id, struct mq_msg *m,
+    enum mq_state *state)
+{
+	struct find f = { id, { 0 }, 0 };
+	uint64_t seq;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (mq_id_parse(id, &seq) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (mq_walk(q, MQ_ALL_STATES & ~MQ_STATE_BIT(MQ_QUARANTINED), find_id,
+	    &f) == -1)
+		return -1;
+	if (!f.found) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (mq_peek_entry(q, &f.e, m) == -1)
+		return -1;
 	*state = f.e.state;
 	return 0;
 }

@@ -332,6 +332,9 @@ int mq_stats(struct mq_queue *q, struct mq_stats *s, unsigned flags);
  * header and an fd; read the body with mq_msg_copy_body. */
 int mq_peek(struct mq_queue *q, const char *id, struct mq_msg *m,
     enum mq_state *state);
+/* The same for an entry mq_walk gave, without looking for it again. */
+int mq_peek_entry(struct mq_queue *q, const struct mq_entry *e,
+    struct mq_msg *m);
 
 /* Repair.  mq_redrive moves dead letters back to ready, at their old
  * place in FIFO order: all of them, or those whose id is in ids

@@ -97,6 +97,20 @@ for l in sys.stdin:
 	assert_line --index 0 --regexp "^$ready1 ready +$size "
 }
 
+@test "mq-ls: listing a queue reads each message once, not the queue once per message" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	seq 1 1000 | mq-send -q -l "$Q"
+	# LeakSanitizer cannot run under ptrace.
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 strace -f -qq \
+	    -o "$BATS_TEST_TMPDIR/trace" -e trace=openat,newfstatat,getdents64 \
+	    mq-ls "$Q" >"$BATS_TEST_TMPDIR/out"
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/out")" 1000
+	calls=$(wc -l <"$BATS_TEST_TMPDIR/trace")
+	# Each message was looked up by a walk of the whole queue: a
+	# million calls for these thousand.
+	[ "$calls" -lt 5000 ] || fail "$calls calls to list 1000 messages"
+}
+
 @test "mq-ls: --state lists only that state" {
 	populate 2>/dev/null
 	for st in ready delayed inflight dead quarantine; do
