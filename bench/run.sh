@@ -413,8 +413,10 @@ ww=$($DRIVE wake watch "$BIN" "$OUT/stamp" "$W/wk" "$WAKE")
 wa=$($DRIVE wake waiter "$W/wk" "$WAKE")
 # The goal's "no-fsync part": the same paths with every sync a no-op, so
 # that what is left is the wake-up itself (inotify, claim, delivery).
-wr0=$(env LD_PRELOAD="$OUT/nosync.so" $DRIVE wake recv "$BIN" "$W/wk" "$WAKE")
-wa0=$(env LD_PRELOAD="$OUT/nosync.so" $DRIVE wake waiter "$W/wk" "$WAKE")
+# The driver has sync functions of its own, which -S turns off (they
+# come before a preloaded library's); mq-recv gets the shim.
+wr0=$(env LD_PRELOAD="$OUT/nosync.so" $DRIVE -S wake recv "$BIN" "$W/wk" "$WAKE")
+wa0=$($DRIVE -S wake waiter "$W/wk" "$WAKE")
 series() { echo "$1" | awk -v k="$2" '$1 == k { print $2, $3 }'; }
 pp() { printf '%s / %s us' "$(field "$1" 1)" "$(field "$1" 2)"; }
 recv=$(series "$wr" recv_send_to_return)
