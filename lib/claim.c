@@ -76,8 +76,13 @@ lock_msg(const struct mq_queue *q, int fd)
 		.l_type = F_RDLCK, .l_whence = SEEK_SET,
 		.l_start = q->lock_off, .l_len = 1
 	};
+	int locked = mq_msg_locked(q, fd);
 
-	if (mq_msg_locked(q, fd)) {
+	/* A filesystem that cannot lock fails the claim, saying so, rather
+	 * than have every message look held and the queue look empty. */
+	if (locked == -1)
+		return -1;
+	if (locked) {
 		errno = EWOULDBLOCK;
 		return -1;
 	}

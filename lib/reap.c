@@ -21,7 +21,8 @@
 
 #include "mq_impl.h"
 
-/* 1 when some process holds this queue's byte of a message file.  Read
+/* 1 when some process holds this queue's byte of a message file, 0 when
+ * none does, -1 when the filesystem cannot tell (no lock manager).  Read
  * locks serve, since consumers may only read message files: a write-lock
  * test sees them all, and a claim's exclusiveness comes from its rename. */
 int
@@ -32,7 +33,9 @@ mq_msg_locked(const struct mq_queue *q, int fd)
 		.l_start = q->lock_off, .l_len = 1
 	};
 
-	return fcntl(fd, F_OFD_GETLK, &lk) == -1 || lk.l_type != F_UNLCK;
+	if (fcntl(fd, F_OFD_GETLK, &lk) == -1)
+		return -1;
+	return lk.l_type != F_UNLCK;
 }
 
 /* A lease whose holder kept a lock is free once the lock can be taken.
@@ -50,7 +53,7 @@ holder_gone(const struct mq_queue *q, int curfd, const char *name)
 	if (fd == -1)
 		return errno == ELOOP || errno == ENXIO;
 	gone = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    !mq_msg_locked(q, fd);
+	    mq_msg_locked(q, fd) == 0;
 	close(fd);
 	return gone;
 }

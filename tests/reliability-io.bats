@@ -423,6 +423,22 @@ check_pop() {
 	fsck_clean "$Q"
 }
 
+@test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
+	need_strace
+	id=$(mq-send "$Q" "$T/small")
+	cp -a "$Q" "$T/ref"
+	run traced_env strace -qq -o "$T/trace" -e trace=fcntl mq-recv "$T/ref"
+	k=$(grep -E '^fcntl\(' "$T/trace" | grep -n -m1 -F 'F_OFD_GETLK' | cut -d: -f1)
+	[ -n "$k" ] || fail "no lock test in the untouched run"
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject="fcntl:error=ENOLCK:when=$k+" mq-recv "$Q"
+	assert_failure 71
+	assert_equal "$stderr" "mq-recv: $Q: No locks available"
+	assert_equal "$(ready_ids "$Q")" "$id"
+	mq-recv "$Q" | cmp - "$T/small"
+	fsck_clean "$Q"
+}
+
 prep_ack() { prep_pop "$1"; mq-recv -L 2 -o /dev/null "$1/q" >"$1/receipt"; }
 cmd_ack() { CMD=(mq-ack "$1/q" "$(cat "$1/receipt")"); }
 check_ack() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
