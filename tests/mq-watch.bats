@@ -214,6 +214,18 @@ EOF
 	empty_queue
 }
 
+# holding_handler: $T/h appends each body to $T/order and, at body 2,
+# touches $T/at2 and waits (20 s at most) for $T/go.
+holding_handler() {
+	handler h <<EOF
+b=\$(cat); echo "\$b" >>"$T/order"
+if [ "\$b" = 2 ]; then
+	touch "$T/at2"
+	for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
+fi
+EOF
+}
+
 @test "mq-watch: a higher priority sent after a burst of arrivals still goes first" {
 	# The kept bucket learns of arrivals from inotify: every event
 	# pending must be read before the next claim, however many there
@@ -223,13 +235,7 @@ EOF
 	mkdir "$T/in"
 	for i in $(seq 403); do printf %s "$i" >"$T/in/$i"; done
 	mq-send -q "$Q" "$T"/in/{1..3}
-	handler h <<EOF
-b=\$(cat); echo "\$b" >>"$T/order"
-if [ "\$b" = 2 ]; then
-	touch "$T/at2"
-	for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
-fi
-EOF
+	holding_handler
 	bg watch mq-watch --drain -j 1 "$Q" -- "$T/h"
 	wait_for 10 test -e "$T/at2"
 	mq-send -q "$Q" "$T"/in/{4..403}
@@ -267,13 +273,7 @@ hold_at_2() {
 	command -v strace >/dev/null || skip "strace is not installed"
 	mkdir "$T/in"
 	for i in 1 2 3; do printf %s "$i" >"$T/in/$i"; done
-	handler h <<EOF
-b=\$(cat); echo "\$b" >>"$T/order"
-if [ "\$b" = 2 ]; then
-	touch "$T/at2"
-	for i in \$(seq 400); do [ -e "$T/go" ] && break; sleep 0.05; done
-fi
-EOF
+	holding_handler
 	hold_at_2 "$T/ref"
 	printf '%s\n' 1 2 urgent 3 | cmp - "$T/order"
 	# The watch the claimer's cursor (the second inotify descriptor)

@@ -404,15 +404,24 @@ check_pop() {
 	each_error pop EIO
 }
 
+# first_call NAME TEXT: which of its NAME calls (1 for the first) an
+# untouched mq-recv of a copy of $Q makes with TEXT in its line.
+first_call() {
+	local k
+	rm -rf "$T/ref"
+	cp -a "$Q" "$T/ref"
+	traced_env strace -qq -o "$T/trace" -e trace="$1" mq-recv "$T/ref" \
+	    >/dev/null 2>&1
+	k=$(grep -E "^$1\\(" "$T/trace" | grep -n -m1 -F -- "$2" | cut -d: -f1)
+	[ -n "$k" ] && echo "$k"
+}
+
 @test "reliability: mq-recv: EIO reading a message's header exits 74 and leaves the message ready, not quarantined" {
 	need_strace
 	echo prior | mq-send -q "$Q"
 	mq-recv "$Q" >/dev/null
 	id=$(mq-send "$Q" "$T/small")
-	cp -a "$Q" "$T/ref"
-	run traced_env strace -qq -o "$T/trace" -e trace=pread64 mq-recv "$T/ref"
-	k=$(grep -E '^pread64\(' "$T/trace" | grep -n -m1 -F '"mq/1\n' | cut -d: -f1)
-	[ -n "$k" ] || fail "no header read in the untouched run"
+	k=$(first_call pread64 '"mq/1\n') || fail "no header read in the untouched run"
 	run --separate-stderr traced_env strace -qq -o /dev/null \
 	    -e inject="pread64:error=EIO:when=$k" mq-recv "$Q"
 	assert_failure 74
@@ -426,10 +435,7 @@ check_pop() {
 @test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
 	need_strace
 	id=$(mq-send "$Q" "$T/small")
-	cp -a "$Q" "$T/ref"
-	run traced_env strace -qq -o "$T/trace" -e trace=fcntl mq-recv "$T/ref"
-	k=$(grep -E '^fcntl\(' "$T/trace" | grep -n -m1 -F 'F_OFD_GETLK' | cut -d: -f1)
-	[ -n "$k" ] || fail "no lock test in the untouched run"
+	k=$(first_call fcntl F_OFD_GETLK) || fail "no lock test in the untouched run"
 	run --separate-stderr traced_env strace -qq -o /dev/null \
 	    -e inject="fcntl:error=ENOLCK:when=$k+" mq-recv "$Q"
 	assert_failure 71
