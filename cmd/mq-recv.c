@@ -87,8 +87,9 @@ start_keeper(struct mq_waiter *w)
 			struct iovec iov = { &c, 1 };
 			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 			    .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+			ssize_t r = recvmsg(sv[0], &mh, 0);
 
-			if (recvmsg(sv[0], &mh, 0) > 0 || errno == EINTR)
+			if (r > 0 || (r == -1 && errno == EINTR))
 				continue;
 			_exit(0);
 		}
