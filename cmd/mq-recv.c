@@ -234,7 +234,7 @@ run(struct mq_queue *q, struct mq_msg *m, char **argv, unsigned lease)
 		return 75;
 	default:
 		err = errno;
-		cli_warn(m->receipt, err);
+		cli_warn(err == MQ_ESTALE ? m->receipt : queue, err);
 		return err == MQ_ESTALE ? 75 : mq_exit_status(err);
 	}
 }

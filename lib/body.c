@@ -175,72 +175,134 @@ mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
 	return sync_parent(path);
 }
 
-/* Close every descriptor from 3 up but a and b.  A forked feeder must
- * not keep the messages its parent holds: their locks are open file
- * description locks, which a copied descriptor keeps for as long as it
- * is open, so a message given back meanwhile would stay locked, passed
- * over by every claimer, until the feeder ends. */
+/* Close every descriptor from 3 up but the n in keep (ascending).  A
+ * forked feeder must not keep the messages its parent holds: their locks
+ * are open file description locks, which a copied descriptor keeps for as
+ * long as it is open, so a message given back meanwhile would stay locked,
+ * passed over by every claimer, until the feeder ends. */
 static void
-close_all_but(int a, int b)
+close_all_but(const int *keep, int n)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a, fd, max;
+	unsigned from = 3;
+	int i, fd, max;
 
-	if ((lo <= 3 || close_range(3, (unsigned)lo - 1, 0) == 0) &&
-	    (hi - lo <= 1 || close_range((unsigned)lo + 1, (unsigned)hi - 1,
-	    0) == 0) && close_range((unsigned)hi + 1, ~0U, 0) == 0)
+	for (i = 0; i < n; i++) {
+		if ((unsigned)keep[i] > from &&
+		    close_range(from, (unsigned)keep[i] - 1, 0) == -1)
+			break;
+		from = (unsigned)keep[i] + 1;
+	}
+	if (i == n && close_range(from, ~0U, 0) == 0)
 		return;
 	/* A kernel before 5.9. */
 	max = (int)sysconf(_SC_OPEN_MAX);
 	if (max < 0 || max > 65536)
 		max = 65536;
-	for (fd = 3; fd < max; fd++)
-		if (fd != a && fd != b)
+	for (fd = 3; fd < max; fd++) {
+		for (i = 0; i < n && keep[i] != fd; i++)
+			;
+		if (i == n)
 			close(fd);
+	}
+}
+
+static void
+sort3(int *v)
+{
+	int t;
+
+	if (v[0] > v[1])
+		t = v[0], v[0] = v[1], v[1] = t;
+	if (v[1] > v[2])
+		t = v[1], v[1] = v[2], v[2] = t;
+	if (v[0] > v[1])
+		t = v[0], v[0] = v[1], v[1] = t;
+}
+
+/* The feeder's end: its errno on the status pipe when the copy failed,
+ * written before the body pipe closes, so that a handler that read to
+ * the end of a short body has exited after the report was there. */
+static void
+feed(struct mq_queue *q, const struct mq_msg *m, int body, int status)
+{
+	unsigned char e;
+
+	if (mq_msg_copy_body(q, m, body) == 0)
+		_exit(0);
+	e = errno > 0 && errno < 256 ? (unsigned char)errno : EIO;
+	(void)!write(status, &e, 1);
+	_exit(1);
 }
 
 /* A decoded body reaches a handler through a pipe fed by a grandchild, so
  * that the parent need not pump it and no zombie is left behind.  The
  * child exits with the errno of a grandchild that could not be made:
  * the pipe would then give the handler an empty body, as if it were the
- * message's. */
+ * message's.  The grandchild's own failure, part way through, comes back
+ * on a second pipe, kept in m->feeder for the settling of the message. */
 static int
-decoder_pipe(struct mq_queue *q, const struct mq_msg *m)
+decoder_pipe(struct mq_queue *q, struct mq_msg *m)
 {
-	int p[2], status, saved;
+	int p[2], st[2] = { -1, -1 }, keep[3], status, saved;
 	pid_t pid, grandchild;
 
 	if (pipe2(p, O_CLOEXEC) == -1)
 		return -1;
+	if (pipe2(st, O_CLOEXEC | O_NONBLOCK) == -1)
+		goto fail;
 	if ((pid = fork()) == -1)
 		goto fail;
 	if (pid == 0) {
 		close(p[0]);
-		close_all_but(p[1], m->fd);
+		close(st[0]);
+		keep[0] = p[1], keep[1] = st[1], keep[2] = m->fd;
+		sort3(keep);
+		close_all_but(keep, 3);
 		signal(SIGPIPE, SIG_DFL);
 		if ((grandchild = fork()) == 0)
-			_exit(mq_msg_copy_body(q, m, p[1]) == 0 ? 0 : 1);
+			feed(q, m, p[1], st[1]);
 		_exit(grandchild == -1 ? (errno > 0 && errno < 256 ?
 		    errno : EAGAIN) : 0);
 	}
 	close(p[1]);
-	p[1] = -1;
+	close(st[1]);
+	p[1] = st[1] = -1;
 	while (waitpid(pid, &status, 0) == -1)
 		if (errno != EINTR)
 			goto fail;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		if (m->feeder != -1)
+			close(m->feeder);
+		m->feeder = st[0];
 		return p[0];
+	}
 	errno = WIFEXITED(status) ? WEXITSTATUS(status) : EAGAIN;
 fail:
 	saved = errno;
 	close(p[0]);
 	if (p[1] != -1)
 		close(p[1]);
+	if (st[0] != -1)
+		close(st[0]);
+	if (st[1] != -1)
+		close(st[1]);
 	errno = saved;
 	return -1;
 }
 
 int
-mq_msg_body_fd(struct mq_queue *q, const struct mq_msg *m)
+mq_msg_feed_failed(const struct mq_msg *m)
+{
+	unsigned char e;
+
+	if (m->feeder == -1 || read(m->feeder, &e, 1) != 1)
+		return 0;
+	errno = e;
+	return 1;
+}
+
+int
+mq_msg_body_fd(struct mq_queue *q, struct mq_msg *m)
 {
 	int fd;
 

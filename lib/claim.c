@@ -559,7 +559,7 @@ mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
 	int rc = 0, keepable;
 
 	memset(m, 0, sizeof(*m));
-	m->fd = -1;
+	m->fd = m->feeder = -1;
 	if (mq_config(q, &cfg) == -1 || load_keys(q, &cfg) == -1)
 		return -1;
 	if (lease_s == 0)
@@ -644,5 +644,9 @@ mq_msg_close(struct mq_msg *m)
 	if (m->fd != -1) {
 		close(m->fd);
 		m->fd = -1;
+	}
+	if (m->feeder != -1) {
+		close(m->feeder);
+		m->feeder = -1;
 	}
 }

@@ -153,7 +153,7 @@ spawn(pid_t *pid, char *const argv[], int body, int own_group, char **env)
 }
 
 pid_t
-mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
+mq_handler_spawn(struct mq_queue *q, struct mq_msg *m,
     char *const argv[], int own_group, int *pidfd, int *exec_err)
 {
 	char **env;
@@ -220,8 +220,14 @@ mq_handler_settle(struct mq_queue *q, struct mq_msg *m, int wstatus,
     unsigned retry_delay_s)
 {
 	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-	int dead = 0;
+	int dead = 0, feed_err = 0;
 
+	/* Read before the close below: the report is in the pipe already
+	 * when a handler that read to the end of its body exits. */
+	if (code == 0 && mq_msg_feed_failed(m)) {
+		feed_err = errno;
+		code = -1;
+	}
 	if (code == 0) {
 		int rc = mq_msg_ack(q, m);
 		mq_msg_close(m);
@@ -232,6 +238,10 @@ mq_handler_settle(struct mq_queue *q, struct mq_msg *m, int wstatus,
 		return mq_fail(q, m->receipt) == -1 ? -1 : MQ_DEADLETTERED;
 	if (mq_retry(q, m->receipt, retry_delay_s, &dead) == -1)
 		return -1;
+	if (feed_err != 0) {
+		errno = feed_err;
+		return -1;
+	}
 	return dead ? MQ_DEADLETTERED : MQ_RETRIED;
 }
 

@@ -394,7 +394,7 @@ mq_peek_entry(struct mq_queue *q, const struct mq_entry *e, struct mq_msg *m)
 	int fd, saved;
 
 	memset(m, 0, sizeof(*m));
-	m->fd = -1;
+	m->fd = m->feeder = -1;
 	fd = openat(q->fd, e->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1)

@@ -108,6 +108,9 @@ struct mq_msg {
 	int64_t sent_ns;       /* enqueue time, ns since the epoch */
 	int64_t deadline_ns;   /* lease end */
 	char lease_name[MQ_LEASE_NAME_SIZE]; /* its name in cur/ */
+	int feeder;            /* -1, or what mq_msg_body_fd's decoding
+				  child reports: a byte (its errno) if it
+				  failed, the end of the pipe if not */
 	/* From the message header (mq-queue(5)). */
 	off_t raw_size;        /* body size once decoded */
 	int compressed;
@@ -205,7 +208,7 @@ int mq_claim_many(struct mq_queue *q, unsigned lease_s, int keep_lock,
  * damaged one), with the name it had and why; fn NULL to stop. */
 void mq_set_quarantine_hook(struct mq_queue *q,
     void (*fn)(const char *name, int err, void *arg), void *arg);
-/* Close a claimed message's fd (does not ack). */
+/* Close a claimed message's descriptors (does not ack). */
 void mq_msg_close(struct mq_msg *m);
 /* Copy the decoded body to fd.  Returns 0, or -1 with errno (EBADMSG when
  * the file is damaged, MQ_ENOKEY when sealed to a key we lack). */
@@ -216,8 +219,12 @@ int mq_msg_copy_body(struct mq_queue *q, const struct mq_msg *m, int fd);
 int mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
     const char *path);
 /* A fresh, unlocked descriptor that reads the decoded body, for a
- * handler: the file itself, or a pipe fed by a decoding child. */
-int mq_msg_body_fd(struct mq_queue *q, const struct mq_msg *m);
+ * handler: the file itself, or a pipe fed by a decoding child, which
+ * reports a failure part way through on m->feeder before the pipe ends. */
+int mq_msg_body_fd(struct mq_queue *q, struct mq_msg *m);
+/* 1 with errno set when the decoding child of m's body reported a
+ * failure (what a handler read of it then was short), else 0. */
+int mq_msg_feed_failed(const struct mq_msg *m);
 /* Iterate user headers: *it starts at 0; returns 1 with name and value
  * copied (NUL-terminated, truncated to their sizes), 0 at the end. */
 int mq_msg_header_next(const struct mq_msg *m, size_t *it, char *name,
@@ -269,7 +276,7 @@ void mq_waiter_free(struct mq_waiter *w);
  * message is untouched), or with errno on other errors.  own_group puts
  * the handler in a process group of its own, out of reach of a terminal's
  * Ctrl-C meant for the caller. */
-pid_t mq_handler_spawn(struct mq_queue *q, const struct mq_msg *m,
+pid_t mq_handler_spawn(struct mq_queue *q, struct mq_msg *m,
     char *const argv[], int own_group, int *pidfd, int *exec_err);
 /* Wait for the handler, renewing the lease of m while it runs; closes
  * pidfd.  Returns 0 with the wait status, or -1. */
@@ -281,7 +288,10 @@ int mq_handler_wait(struct mq_queue *q, struct mq_msg *m, pid_t pid,
  * for redelivery after retry_delay_s (MQ_RETRIED; MQ_DEADLETTERED when that used
  * up its attempts).  Closes m's descriptor first so the next consumer can
  * take the message at once.  Returns the outcome or -1 (MQ_ESTALE: the
- * lease was lost, the message is another consumer's now). */
+ * lease was lost, the message is another consumer's now).  A handler that
+ * exited 0 after its body's decoding failed part way has not had the
+ * message: it is released as for a failure, and -1 returned with the
+ * decoder's errno. */
 enum mq_outcome { MQ_ACKED, MQ_RETRIED, MQ_DEADLETTERED };
 #define MQ_EXIT_PERMANENT 100
 int mq_handler_settle(struct mq_queue *q, struct mq_msg *m, int wstatus,

@@ -501,12 +501,28 @@ check_retry() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
 @test "reliability: a compressed body whose decoder cannot be started is not given to the handler as empty, and the message is kept" {
 	id=$(mq-send -z "$Q" "$T/big")
 	run --separate-stderr env ASAN_OPTIONS=verify_asan_link_order=0 \
-	    LD_PRELOAD="$(tool forkfail.so)" \
+	    CHILDFAIL=fork LD_PRELOAD="$(tool childfail.so)" \
 	    mq-recv "$Q" -- sh -c 'cat >"$1/handled"' sh "$T"
 	assert_failure 75
 	assert_equal "$stderr" "mq-recv: $Q: Resource temporarily unavailable"
 	[ ! -e "$T/handled" ] || fail "the handler ran, with $(wc -c <"$T/handled") bytes"
 	mq-recv "$Q" | cmp - "$T/big"
+	fsck_clean "$Q"
+}
+
+@test "reliability: a handler that exits 0 after its decoded body failed part way does not ack the message" {
+	id=$(mq-send -z "$Q" "$T/big")
+	run --separate-stderr env ASAN_OPTIONS=verify_asan_link_order=0 \
+	    CHILDFAIL=pread LD_PRELOAD="$(tool childfail.so)" \
+	    mq-recv "$Q" -- sh -c 'cat >"$1/handled"' sh "$T"
+	assert_failure 74
+	assert_equal "$stderr" "mq-recv: $Q: Input/output error"
+	got=$(wc -c <"$T/handled")
+	[ "$got" -lt 300000 ] || fail "the handler got the whole body ($got bytes): nothing failed"
+	cmp -s -n "$got" "$T/handled" "$T/big" || fail "the handler's $got bytes are not the body's first"
+	assert_equal "$(mq-ls "$Q" | awk '{ print $1 }')" "$id"
+	mq-recv "$Q" -- sh -c 'cat >"$1/again"' sh "$T"
+	cmp "$T/again" "$T/big"
 	fsck_clean "$Q"
 }
 
