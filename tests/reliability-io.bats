@@ -526,6 +526,21 @@ check_retry() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
 	fsck_clean "$Q"
 }
 
+@test "reliability: mq-watch retries a message whose decoded body failed part way, though its handler exited 0" {
+	id=$(mq-send -z "$Q" "$T/big")
+	run --separate-stderr env ASAN_OPTIONS=verify_asan_link_order=0 \
+	    CHILDFAIL=pread LD_PRELOAD="$(tool childfail.so)" \
+	    mq-watch --drain "$Q" -- sh -c 'cat >"$1/handled"' sh "$T"
+	assert_success
+	[[ $stderr == *"mq-watch: $Q: $id attempt 1: Input/output error ("* ]] ||
+	    fail "no line for the failed attempt: $stderr"
+	[ "$(wc -c <"$T/handled")" -lt 300000 ] || fail "the handler got the whole body"
+	assert_equal "$(mq-ls "$Q" | awk '{ print $1, $2, $5 }')" "$id delayed 1"
+	mq-recv -t 10 "$Q" -- sh -c 'cat >"$1/again"' sh "$T"
+	cmp "$T/again" "$T/big"
+	fsck_clean "$Q"
+}
+
 # --- a full filesystem ----------------------------------------------------
 
 # small_tmpfs OPTIONS: a tmpfs of its own on $TMPFS, for root.
