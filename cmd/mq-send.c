@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,15 @@ static const char help[] =
  * the syncs made no-ops), small enough that a slow input still sees its
  * messages out within a tenth of a second.  Each message
  * but the newest is parked once written, so a group holds two
- * descriptors at most and about 5 KiB of memory a message. */
+ * descriptors at most and about 5 KiB of memory a message.
+ *
+ * A group that ends full while more input waits is committed by a thread
+ * of its own, on a queue handle of its own, while the next group is
+ * written: the disk's wait overlaps the next files' creation.  One group
+ * is committed at a time, in order, and each prints its ids once it is
+ * durable, so the ids still come out in order and only for messages on
+ * disk.  A group cut by a pause or the end of the input is committed at
+ * once, after the one in flight: nothing would overlap it. */
 #define GROUP_MAX 1024
 #define GROUP_BYTES (16 << 20)
 #define GROUP_NS 100000000
@@ -70,43 +79,125 @@ struct sender {
 	int64_t first_ns;	/* when its first message was taken */
 	int records;		/* -l or -0 */
 	int stdout_failed;
+	/* The group in flight, committed by thread on committer. */
+	struct mq_queue *committer;
+	pthread_t thread;
+	int in_flight;
+	struct mq_draft *flight[GROUP_MAX];
+	size_t flight_n;
+	int flight_err;		/* 0, or the errno its commit failed with */
 };
 
+/* Commit n drafts through q, print the ids of those that are durable and
+ * free them all.  Returns 0, or the errno of the failure; stdout_failed
+ * tells a failure to print. */
 static int
-commit(struct sender *s)
+commit_drafts(struct sender *s, struct mq_queue *q, struct mq_draft **d,
+    size_t n)
 {
 	size_t done, i;
 	int err = 0;
 
-	if (s->n == 0)
-		return 0;
-	done = mq_commit(s->q, s->group, s->n);
-	if (done < s->n)
+	done = mq_commit(q, d, n);
+	if (done < n)
 		err = errno;
-	for (i = 0; i < s->n; i++) {
+	for (i = 0; i < n; i++) {
 		if (i < done && !s->quiet)
-			puts(mq_draft_id(s->group[i]));
-		mq_draft_free(s->group[i]);
+			puts(mq_draft_id(d[i]));
+		mq_draft_free(d[i]);
 	}
-	/* A commit skips the ids its group took and left unused: take
-	 * about as many as the last group needed, so that the lines of a
-	 * slow input, a group each, do not each begin a bucket. */
+	/* The messages are sent; only their ids could not be told. */
+	if (done > 0 && !s->quiet && fflush(stdout) == EOF) {
+		s->stdout_failed = errno;
+		if (err == 0)
+			err = EIO;
+	}
+	return err;
+}
+
+static void *
+commit_flight(void *arg)
+{
+	struct sender *s = arg;
+
+	s->flight_err = commit_drafts(s, s->committer, s->flight, s->flight_n);
+	return NULL;
+}
+
+/* Wait for the group in flight; -1 with errno if it failed (said). */
+static int
+land(struct sender *s)
+{
+	if (!s->in_flight)
+		return 0;
+	pthread_join(s->thread, NULL);
+	s->in_flight = 0;
+	if (s->flight_err == 0)
+		return 0;
+	if (s->stdout_failed)
+		cli_warn("stdout", s->stdout_failed);
+	else
+		cli_warn(s->queue, s->flight_err);
+	errno = s->flight_err;
+	return -1;
+}
+
+/* The group is done: the next one takes ids of its own (a commit skips
+ * the ids its group took and left unused), about as many as this one
+ * needed, so that the lines of a slow input, a group each, do not each
+ * begin a bucket. */
+static void
+next_group(struct sender *s)
+{
 	if (s->records)
 		mq_send_ahead(s->q, s->n < GROUP_MAX / 2 ? 2 * s->n : GROUP_MAX);
 	s->n = 0;
 	s->bytes = 0;
+}
+
+static int
+commit(struct sender *s)
+{
+	int err;
+
+	if (land(s) == -1) {
+		while (s->n > 0)
+			mq_draft_free(s->group[--s->n]);
+		return -1;
+	}
+	if (s->n == 0)
+		return 0;
+	err = commit_drafts(s, s->q, s->group, s->n);
+	next_group(s);
 	if (err != 0) {
-		cli_warn(s->queue, err);
+		cli_warn(s->stdout_failed ? "stdout" : s->queue,
+		    s->stdout_failed ? s->stdout_failed : err);
 		errno = err;
 		return -1;
 	}
-	/* The messages are sent; only their ids could not be told. */
-	if (!s->quiet && fflush(stdout) == EOF) {
-		cli_warn("stdout", errno);
-		s->stdout_failed = 1;
-		errno = EIO;
+	return 0;
+}
+
+/* Hand a full group to a thread, after the one in flight, and go on. */
+static int
+commit_behind(struct sender *s)
+{
+	int rc;
+
+	if (land(s) == -1)
+		return -1;
+	if (s->committer == NULL && (s->committer = mq_open(s->queue)) == NULL)
+		return commit(s);
+	if (mq_draft_park(s->group[s->n - 1]) == -1) {
+		cli_warn(s->queue, errno);
 		return -1;
 	}
+	memcpy(s->flight, s->group, s->n * sizeof(s->group[0]));
+	s->flight_n = s->n;
+	if ((rc = pthread_create(&s->thread, NULL, commit_flight, s)) != 0)
+		return commit(s);
+	s->in_flight = 1;
+	next_group(s);
 	return 0;
 }
 
@@ -236,7 +327,7 @@ send_records(struct sender *s, int fd, const char *name, char delim)
 				goto fail_queue;
 			full = add(s, d);
 			d = NULL;
-			if (full && commit(s) == -1)
+			if (full && commit_behind(s) == -1)
 				goto fail_errno;
 		}
 	}
@@ -252,6 +343,7 @@ fail:
 	mq_draft_free(d);
 	while (s->n > 0)
 		mq_draft_free(s->group[--s->n]);
+	land(s);
 	return mq_exit_status(err);
 fail_errno:
 	err = errno;

@@ -172,8 +172,8 @@ int mq_draft_copy(struct mq_draft *d, int fd, int *input_failed);
 const char *mq_draft_id(const struct mq_draft *d);
 /* Take ids from the counter n at a time for a run of sends from this
  * process: one locked counter update per n messages.  Ids left unused
- * when a group is committed are skipped, so a message's id is never
- * older than the group it is committed with. */
+ * when a group is committed, or when this is called, are skipped, so a
+ * message's id is never older than the group it is committed with. */
 void mq_send_ahead(struct mq_queue *q, unsigned n);
 /* Finish the body: flush compression and sealing, release buffers.
  * mq_commit does it for drafts not yet closed.  Fails with MQ_ETOOBIG
@@ -186,7 +186,10 @@ int mq_draft_park(struct mq_draft *d);
 /* Make drafts durable and visible as one group: data synced, renamed into
  * new/, directories synced.  Returns how many drafts, from the first, were
  * committed; fewer than n means errno says why the rest were not (they are
- * removed).  A committed message survives a crash. */
+ * removed).  A committed message survives a crash.  q may be another
+ * handle of the drafts' queue, for a thread that commits one group while
+ * the drafts' handle writes the next; q is not to be used by two threads
+ * at once, and parked drafts need nothing of their own handle. */
 size_t mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n);
 /* Remove an uncommitted draft's file and free it; safe on committed ones. */
 void mq_draft_free(struct mq_draft *d);

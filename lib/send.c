@@ -170,6 +170,7 @@ void
 mq_send_ahead(struct mq_queue *q, unsigned n)
 {
 	q->seq_ahead = n;
+	q->seq_left = 0;
 }
 
 struct mq_draft *
@@ -514,7 +515,7 @@ mq_commit(struct mq_queue *q, struct mq_draft **d, size_t n)
 	 * group takes its own, so no message's id is older than its group,
 	 * however long the input pauses between groups. */
 	q->seq_left = 0;
-	if (mq_config(q, &cfg) == -1)
+	if (mq_config(q, &cfg) == -1 || mq_dir(q, MQ_DIR_TMP) == -1)
 		return 0;
 	if (cfg.subscribers[0] != '\0')
 		mq_fanout_recover(q);

@@ -621,6 +621,23 @@ small_tmpfs() {
 	assert_equal "$(mq-recv "$FQ")" again
 }
 
+@test "reliability: mq-send -l of many groups out of inodes prints exactly the ids it sent, in order" {
+	# Groups of up to 1024 lines: the full ones are committed behind the
+	# next, which runs out of inodes while one may be in flight.
+	small_tmpfs size=64m,nr_inodes=3000
+	seq -f 'line %g' 0 4999 >"$T/many"
+	run --separate-stderr mq-send -l "$FQ" "$T/many"
+	note "out of inodes after ${#lines[@]} lines: exit $status: $stderr"
+	assert_failure 75
+	assert_equal "$stderr" "mq-send: $FQ: No space left on device"
+	[ "${#lines[@]}" -ge 2048 ] || fail "only ${#lines[@]} ids: two groups fit"
+	assert_equal "$output" "$(ready_ids "$FQ")"
+	assert_equal "$(ls -A "$FQ/tmp")" ""
+	fsck_clean "$FQ"
+	mq-watch --drain "$FQ" >"$T/got"
+	assert_equal "$(cat "$T/got")" "$(head -n "${#lines[@]}" "$T/many")"
+}
+
 # --- short writes and EINTR ---------------------------------------------
 
 # preload SHIM COMMAND...: run COMMAND with tests/tools/SHIM.c loaded.
