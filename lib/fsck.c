@@ -47,21 +47,33 @@ report(struct fsck *f, const char *path, const char *what,
 }
 
 static void
-check_folders(struct fsck *f, const char *path)
+check_folders(struct fsck *f)
 {
 	char rel[32];
+	struct stat st;
 	int i, rc = 0;
 
 	for (i = 0; i < MQ_NDIRS; i++) {
-		if (faccessat(f->q->fd, mq_dir_names[i], F_OK,
-		    AT_SYMLINK_NOFOLLOW) == 0)
-			continue;
 		snprintf(rel, sizeof(rel), "%s/", mq_dir_names[i]);
-		if (f->fix)
+		if (fstatat(f->q->fd, mq_dir_names[i], &st,
+		    AT_SYMLINK_NOFOLLOW) == -1) {
+			if (f->fix)
+				rc = mq_mkdirat(f->q, f->q->fd, mq_dir_names[i]);
+			report(f, rel, "missing folder", "create it", rc);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode))
+			continue;
+		/* A symbolic link or a file in a folder's place: every
+		 * program refuses the queue, and following the link would
+		 * put messages wherever it points.  It may be someone's
+		 * data, so it is set aside, not removed. */
+		if (f->fix && (rc = mq_quarantine(f->q, f->q->fd,
+		    mq_dir_names[i], MQ_EBADMSG)) == 0)
 			rc = mq_mkdirat(f->q, f->q->fd, mq_dir_names[i]);
-		report(f, rel, "missing folder", "create it", rc);
+		report(f, rel, "not a folder",
+		    "move it to quarantine/ and create the folder", rc);
 	}
-	(void)path;
 }
 
 static void
@@ -343,7 +355,7 @@ mq_fsck(const char *operand, int fix,
 	}
 	f.gid = st.st_gid;
 	f.want_gid = (st.st_mode & S_ISGID) != 0;
-	check_folders(&f, operand);
+	check_folders(&f);
 	if (!fix && f.problems > 0) {
 		rc = f.problems;
 		mq_close(f.q);

@@ -215,6 +215,44 @@ $Q: tmp/1.2.0000010000000000: stale temporary file of a killed producer: fixed: 
 	assert_equal "$(count_in "$Q" dead)" 1
 }
 
+@test "mq-fsck: a link or a file in a folder's place is reported, and set aside by --fix" {
+	id=$(send kept)
+	other="$BATS_TEST_TMPDIR/other"
+	mkdir "$other"
+	rmdir "$Q/cur" "$Q/dead"
+	ln -s "$other" "$Q/cur"
+	echo notes >"$Q/dead"
+	before=$(tree_snapshot "$Q")
+	run --separate-stderr mq-fsck "$Q"
+	assert_failure 1
+	assert_equal "$stderr" ""
+	assert_output "$Q: cur/: not a folder: would move it to quarantine/ and create the folder
+$Q: dead/: not a folder: would move it to quarantine/ and create the folder"
+	assert_equal "$(tree_snapshot "$Q")" "$before"
+	run --separate-stderr mq-fsck --fix "$Q"
+	assert_failure 1
+	assert_equal "$stderr" ""
+	assert_output "$Q: cur/: not a folder: fixed: move it to quarantine/ and create the folder
+$Q: dead/: not a folder: fixed: move it to quarantine/ and create the folder"
+	run mq-fsck "$Q"
+	assert_success
+	assert_output ""
+	# Both set aside as they were, the link not followed.
+	assert_equal "$(quarantined | sed 's/^[0-9]*\.//' | sort)" "cur
+dead"
+	assert_equal "$(find "$Q/quarantine" -type l -name '*.cur' | wc -l)" 1
+	assert_equal "$(cat "$Q"/quarantine/*.dead)" notes
+	assert [ ! -L "$Q/cur" ]
+	assert [ -d "$Q/cur" ]
+	assert [ -d "$Q/dead" ]
+	# The queue works again, and nothing went through the link.
+	r=$(mq-recv -L 60 -o /dev/null "$Q")
+	assert_equal "${r%%.*}" "$id"
+	mq-ack --fail "$Q" "$r"
+	assert_equal "$(count_in "$Q" dead)" 1
+	assert_equal "$(ls -A "$other")" ""
+}
+
 @test "mq-fsck: a young temporary file is left alone" {
 	echo half >"$Q/tmp/1.2.0000010000000000"
 	touch -d "@$(( $(date +%s) - 3600 ))" "$Q/tmp/1.2.0000010000000000"
