@@ -76,6 +76,7 @@ main(int argc, char *argv[])
 	int nset = 0, subscribe = 0;
 	char *end;
 	unsigned long v;
+	uint64_t size;
 	int c, i, status = 0;
 
 	while ((c = getopt_long(argc, argv, "+m:g:hV", longopts, NULL)) != -1) {
@@ -163,7 +164,7 @@ main(int argc, char *argv[])
 			    "key";
 			if ((c == 'c' && strcmp(optarg, "auto") != 0 &&
 			    strcmp(optarg, "no") != 0) ||
-			    (c == 's' && strspn(optarg, "0123456789") == 0)) {
+			    (c == 's' && mq_parse_size(optarg, &size) == -1)) {
 				cli_warnx(NULL, "--%s: invalid value: %s", key,
 				    optarg);
 				return 64;

@@ -83,29 +83,36 @@ parse_count(const char *s, unsigned *v)
 	return 0;
 }
 
-/* Sizes: bytes, or with k, M, G (powers of 1024); 0 means no limit. */
-static int
-parse_size(const char *s, uint64_t *v)
+int
+mq_parse_size(const char *s, uint64_t *bytes)
 {
 	char *end;
 	unsigned long long n;
+	int shift = 0;
 
-	if (*s < '0' || *s > '9')
+	if (*s < '0' || *s > '9') {
+		errno = EINVAL;
 		return -1;
+	}
 	errno = 0;
 	n = strtoull(s, &end, 10);
 	if (errno != 0)
 		return -1;
 	switch (*end) {
-	case 'G': n <<= 10; /* FALLTHROUGH */
-	case 'M': n <<= 10; /* FALLTHROUGH */
-	case 'k': case 'K': n <<= 10; end++; break;
-	case '\0': break;
-	default: return -1;
+	case 'G': shift = 30; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
 	}
-	if (*end != '\0')
+	if (*end != '\0') {
+		errno = EINVAL;
 		return -1;
-	*v = n;
+	}
+	/* Shifted out of range it would wrap, to 0 (no limit) at 2^34 G. */
+	if (n > UINT64_MAX >> shift) {
+		errno = ERANGE;
+		return -1;
+	}
+	*bytes = (uint64_t)n << shift;
 	return 0;
 }
 
@@ -176,13 +183,13 @@ parse_line(char *line, struct mq_config *c)
 	}
 	if (strcmp(key, "compress-min") == 0) {
 		uint64_t v;
-		if (parse_size(val, &v) == -1 || v > 65535)
+		if (mq_parse_size(val, &v) == -1 || v > 65535)
 			return -1;
 		c->compress_min = (unsigned)v;
 		return 0;
 	}
 	if (strcmp(key, "max-size") == 0)
-		return parse_size(val, &c->max_size);
+		return mq_parse_size(val, &c->max_size);
 	if (strcmp(key, "require-signature") == 0)
 		return parse_bool(val, &c->require_signature);
 	if (strcmp(key, "trusted-keys") == 0)

@@ -9,7 +9,9 @@
  * and delays that have run out.  Repairs never delete a message: files
  * that are not messages go to quarantine/, run-out leases go back to
  * ready, only stale temporary files (never sent) are removed.  Without
- * fix nothing is changed, so a dry run is safe on a live queue.
+ * fix nothing is changed, so a dry run is safe on a live queue.  What
+ * cannot be read for now (no descriptor, an I/O error) is never taken
+ * for damage: the rest is checked and the whole check fails with why.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +32,17 @@ struct fsck {
 	void *arg;
 	gid_t gid;
 	int want_gid;
+	int err;		/* why part of the queue went unchecked */
 };
+
+/* Part of the queue could not be checked: the check goes on with the
+ * rest, and fails in the end with the first such errno. */
+static void
+unchecked(struct fsck *f)
+{
+	if (f->err == 0)
+		f->err = errno;
+}
 
 static void
 report(struct fsck *f, const char *path, const char *what,
@@ -47,21 +59,33 @@ report(struct fsck *f, const char *path, const char *what,
 }
 
 static void
-check_folders(struct fsck *f, const char *path)
+check_folders(struct fsck *f)
 {
 	char rel[32];
+	struct stat st;
 	int i, rc = 0;
 
 	for (i = 0; i < MQ_NDIRS; i++) {
-		if (faccessat(f->q->fd, mq_dir_names[i], F_OK,
-		    AT_SYMLINK_NOFOLLOW) == 0)
-			continue;
 		snprintf(rel, sizeof(rel), "%s/", mq_dir_names[i]);
-		if (f->fix)
+		if (fstatat(f->q->fd, mq_dir_names[i], &st,
+		    AT_SYMLINK_NOFOLLOW) == -1) {
+			if (f->fix)
+				rc = mq_mkdirat(f->q, f->q->fd, mq_dir_names[i]);
+			report(f, rel, "missing folder", "create it", rc);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode))
+			continue;
+		/* A symbolic link or a file in a folder's place: every
+		 * program refuses the queue, and following the link would
+		 * put messages wherever it points.  It may be someone's
+		 * data, so it is set aside, not removed. */
+		if (f->fix && (rc = mq_quarantine(f->q, f->q->fd,
+		    mq_dir_names[i], MQ_EBADMSG)) == 0)
 			rc = mq_mkdirat(f->q, f->q->fd, mq_dir_names[i]);
-		report(f, rel, "missing folder", "create it", rc);
+		report(f, rel, "not a folder",
+		    "move it to quarantine/ and create the folder", rc);
 	}
-	(void)path;
 }
 
 static void
@@ -142,9 +166,11 @@ check_tmp(struct fsck *f)
 	DIR *d;
 
 	if ((tmpfd = mq_dir(f->q, MQ_DIR_TMP)) == -1 ||
-	    (d = mq_opendirat(tmpfd, ".")) == NULL)
+	    (d = mq_opendirat(tmpfd, ".")) == NULL) {
+		unchecked(f);
 		return;
-	while ((de = readdir(d)) != NULL) {
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
 		    fstatat(tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			continue;
@@ -166,11 +192,16 @@ check_tmp(struct fsck *f)
 		report(f, rel, "stale temporary file of a killed producer",
 		    "remove it (it was never sent)", rc);
 	}
+	if (errno != 0)
+		unchecked(f);
 	closedir(d);
 }
 
 /* Open a message file without following links or blocking on FIFOs and
- * check that it is what its name says. */
+ * check that it is what its name says: 1 when it is not, 0 when it is
+ * or is gone, -1 with errno when that cannot be told.  Running out of
+ * descriptors or memory, or a read error, says nothing about the file,
+ * and a sound message must not be set aside for it. */
 static int
 damaged(struct fsck *f, const struct mq_entry *e)
 {
@@ -179,18 +210,32 @@ damaged(struct fsck *f, const struct mq_entry *e)
 	struct stat st;
 	int fd, bad;
 
+	/* The walk's lstat tells a link, a FIFO, a device or a socket. */
+	if (!S_ISREG(e->st.st_mode))
+		return 1;
 	fd = openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
-	if (fd == -1)
-		return errno != ENOENT && errno != EACCES;
-	if ((m = calloc(1, sizeof(*m))) == NULL) {
-		close(fd);
-		return 0;
+	if (fd == -1) {
+		/* Replaced by a link since. */
+		if (errno == ELOOP)
+			return 1;
+		return errno == ENOENT || errno == EACCES ? 0 : -1;
 	}
-	bad = fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    mq_header_parse(fd, m, st.st_size) == -1 ||
-	    (mq_config(f->q, &cfg) == 0 &&
-	    !mq_msg_belongs(f->q, &cfg, m, e->id, st.st_nlink));
+	if ((m = calloc(1, sizeof(*m))) == NULL || fstat(fd, &st) == -1) {
+		bad = -1;
+		goto done;
+	}
+	bad = 1;
+	if (!S_ISREG(st.st_mode))
+		goto done;
+	if (mq_header_parse(fd, m, st.st_size) == -1) {
+		if (errno != MQ_EBADMSG && errno != MQ_EFORMAT)
+			bad = -1;
+		goto done;
+	}
+	bad = mq_config(f->q, &cfg) == 0 &&
+	    !mq_msg_belongs(f->q, &cfg, m, e->id, st.st_nlink);
+done:
 	free(m);
 	close(fd);
 	return bad;
@@ -205,7 +250,11 @@ check_entry(const struct mq_entry *e, void *arg)
 
 	if (e->state == MQ_QUARANTINED)
 		return 0;
-	if (damaged(f, e)) {
+	switch (damaged(f, e)) {
+	case -1:
+		unchecked(f);
+		return 0;
+	case 1:
 		if (f->fix)
 			rc = mq_quarantine(f->q, e->dirfd, e->name, MQ_EBADMSG);
 		report(f, e->path, "not a well-formed message",
@@ -236,6 +285,7 @@ check_strays(struct fsck *f, enum mq_dir dir)
 	char rel[2 * NAME_MAX + 16];
 	struct dirent *de;
 	struct mq_bucket one;
+	struct stat st;
 	uint64_t seq;
 	unsigned n;
 	int64_t t;
@@ -243,9 +293,12 @@ check_strays(struct fsck *f, enum mq_dir dir)
 	int dfd, ok, rc = 0;
 	DIR *d;
 
-	if ((dfd = mq_dir(f->q, dir)) == -1 || (d = mq_opendirat(dfd, ".")) == NULL)
+	if ((dfd = mq_dir(f->q, dir)) == -1 ||
+	    (d = mq_opendirat(dfd, ".")) == NULL) {
+		unchecked(f);
 		return;
-	while ((de = readdir(d)) != NULL) {
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		/* ".nfsXXXX": NFS keeps an open file unlinked by another
 		 * client under such a name until it is closed. */
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
@@ -254,6 +307,19 @@ check_strays(struct fsck *f, enum mq_dir dir)
 		switch (dir) {
 		case MQ_DIR_NEW:
 			ok = mq_bucket_name_parse(de->d_name, &one) == 0;
+			/* A link or a file of a bucket's name is passed over
+			 * by consumers and never checked inside. */
+			if (ok && fstatat(dfd, de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+				snprintf(rel, sizeof(rel), "new/%s",
+				    de->d_name);
+				if (f->fix)
+					rc = mq_quarantine(f->q, dfd, de->d_name,
+					    MQ_EBADMSG);
+				report(f, rel, "not a folder",
+				    "move it to quarantine/", rc);
+				continue;
+			}
 			break;
 		case MQ_DIR_CUR:
 			ok = mq_lease_name_parse(de->d_name, &seq, &n, &kind,
@@ -274,6 +340,8 @@ check_strays(struct fsck *f, enum mq_dir dir)
 			rc = mq_quarantine(f->q, dfd, de->d_name, MQ_EBADMSG);
 		report(f, rel, "not a message name", "move it to quarantine/", rc);
 	}
+	if (errno != 0)
+		unchecked(f);
 	closedir(d);
 }
 
@@ -289,14 +357,23 @@ check_bucket_strays(struct fsck *f)
 	int newfd = f->q->dirfd[MQ_DIR_NEW], bfd, rc = 0;
 	DIR *d;
 
-	if ((b = mq_list_buckets(newfd, &nb)) == NULL)
+	if ((b = mq_list_buckets(newfd, &nb)) == NULL) {
+		if (errno != 0)
+			unchecked(f);
 		return;
+	}
 	for (i = 0; i < nb; i++) {
 		mq_bucket_name(b[i].base, b[i].prio, bucket);
-		if ((d = mq_opendirat(newfd, bucket)) == NULL)
+		/* A bucket emptied and removed by a consumer is no loss;
+		 * one that is not a directory was reported as such. */
+		if ((d = mq_opendirat(newfd, bucket)) == NULL) {
+			if (errno != ENOENT && errno != ENOTDIR &&
+			    errno != ELOOP)
+				unchecked(f);
 			continue;
+		}
 		bfd = dirfd(d);
-		while ((de = readdir(d)) != NULL) {
+		while ((errno = 0, de = readdir(d)) != NULL) {
 			if (strcmp(de->d_name, ".") == 0 ||
 			    strcmp(de->d_name, "..") == 0 ||
 			    strncmp(de->d_name, ".nfs", 4) == 0)
@@ -310,6 +387,8 @@ check_bucket_strays(struct fsck *f)
 			report(f, rel, "not a message name",
 			    "move it to quarantine/", rc);
 		}
+		if (errno != 0)
+			unchecked(f);
 		closedir(d);
 	}
 	free(b);
@@ -331,7 +410,7 @@ long
 mq_fsck(const char *operand, int fix,
     void (*fn)(const struct mq_problem *, void *), void *arg)
 {
-	struct fsck f = { NULL, fix, 0, fn, arg, 0, 0 };
+	struct fsck f = { NULL, fix, 0, fn, arg, 0, 0, 0 };
 	struct stat st;
 	long rc;
 
@@ -343,7 +422,7 @@ mq_fsck(const char *operand, int fix,
 	}
 	f.gid = st.st_gid;
 	f.want_gid = (st.st_mode & S_ISGID) != 0;
-	check_folders(&f, operand);
+	check_folders(&f);
 	if (!fix && f.problems > 0) {
 		rc = f.problems;
 		mq_close(f.q);
@@ -357,16 +436,18 @@ mq_fsck(const char *operand, int fix,
 	check_strays(&f, MQ_DIR_CUR);
 	check_strays(&f, MQ_DIR_DELAY);
 	check_strays(&f, MQ_DIR_DEAD);
-	mq_walk(f.q, MQ_ALL_STATES & ~MQ_STATE_BIT(MQ_QUARANTINED),
-	    check_entry, &f);
-	mq_walk(f.q, MQ_STATE_BIT(MQ_INFLIGHT) | MQ_STATE_BIT(MQ_DELAYED),
-	    count_expired, &f);
-	if (fix && mq_reap(f.q, NULL, NULL) == -1) {
-		rc = -1;
-		mq_close(f.q);
-		return rc;
-	}
+	if (mq_walk(f.q, MQ_ALL_STATES & ~MQ_STATE_BIT(MQ_QUARANTINED),
+	    check_entry, &f) == -1 ||
+	    mq_walk(f.q, MQ_STATE_BIT(MQ_INFLIGHT) | MQ_STATE_BIT(MQ_DELAYED),
+	    count_expired, &f) == -1)
+		unchecked(&f);
+	if (fix && mq_reap(f.q, NULL, NULL) == -1)
+		unchecked(&f);
 	rc = f.problems;
+	if (f.err != 0) {
+		errno = f.err;
+		rc = -1;
+	}
 	mq_close(f.q);
 	return rc;
 }

@@ -388,6 +388,9 @@ int mq_set_key(struct mq_queue *q, const char *path);
 /* Durations: seconds, or a number with suffix s, m, h or d.  Returns 0 or
  * -1 EINVAL/ERANGE. */
 int mq_parse_duration(const char *s, unsigned *seconds);
+/* Sizes: bytes, or a number with suffix k (or K), M or G, powers of
+ * 1024.  Returns 0 or -1 EINVAL/ERANGE. */
+int mq_parse_size(const char *s, uint64_t *bytes);
 
 /* Text for err, covering the errno values above. */
 const char *mq_strerror(int err);

@@ -215,6 +215,99 @@ $Q: tmp/1.2.0000010000000000: stale temporary file of a killed producer: fixed: 
 	assert_equal "$(count_in "$Q" dead)" 1
 }
 
+@test "mq-fsck: a link or a file in a folder's place is reported, and set aside by --fix" {
+	id=$(send kept)
+	other="$BATS_TEST_TMPDIR/other"
+	mkdir "$other"
+	rmdir "$Q/cur" "$Q/dead"
+	ln -s "$other" "$Q/cur"
+	echo notes >"$Q/dead"
+	before=$(tree_snapshot "$Q")
+	run --separate-stderr mq-fsck "$Q"
+	assert_failure 1
+	assert_equal "$stderr" ""
+	assert_output "$Q: cur/: not a folder: would move it to quarantine/ and create the folder
+$Q: dead/: not a folder: would move it to quarantine/ and create the folder"
+	assert_equal "$(tree_snapshot "$Q")" "$before"
+	run --separate-stderr mq-fsck --fix "$Q"
+	assert_failure 1
+	assert_equal "$stderr" ""
+	assert_output "$Q: cur/: not a folder: fixed: move it to quarantine/ and create the folder
+$Q: dead/: not a folder: fixed: move it to quarantine/ and create the folder"
+	run mq-fsck "$Q"
+	assert_success
+	assert_output ""
+	# Both set aside as they were, the link not followed.
+	assert_equal "$(quarantined | sed 's/^[0-9]*\.//' | sort)" "cur
+dead"
+	assert_equal "$(find "$Q/quarantine" -type l -name '*.cur' | wc -l)" 1
+	assert_equal "$(cat "$Q"/quarantine/*.dead)" notes
+	assert [ ! -L "$Q/cur" ]
+	assert [ -d "$Q/cur" ]
+	assert [ -d "$Q/dead" ]
+	# The queue works again, and nothing went through the link.
+	r=$(mq-recv -L 60 -o /dev/null "$Q")
+	assert_equal "${r%%.*}" "$id"
+	mq-ack --fail "$Q" "$r"
+	assert_equal "$(count_in "$Q" dead)" 1
+	assert_equal "$(ls -A "$other")" ""
+}
+
+# under_strace ARGS...: run mq-fsck under strace ARGS (LeakSanitizer
+# cannot run under ptrace).
+under_strace() {
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 strace -f -qq -o /dev/null \
+	    "$@"
+}
+
+@test "mq-fsck: a message it cannot open for now is left alone, and the check fails with why" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	id=$(send sound)
+	file=$(ready_file "$id")
+	for fix in "" --fix; do
+		run --separate-stderr under_strace -P "${file##*/}" \
+		    -e inject=openat:error=EMFILE mq-fsck $fix "$Q"
+		assert_failure 75
+		assert_output ""
+		assert_equal "$stderr" "mq-fsck: $Q: Too many open files"
+	done
+	assert [ -f "$file" ]
+	assert_equal "$(quarantined)" ""
+	run mq-fsck "$Q"
+	assert_success
+}
+
+@test "mq-fsck: a folder it cannot read fails the check instead of passing it" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	echo junk >"$Q/dead/junk"
+	run --separate-stderr under_strace -P "$Q/dead" \
+	    -e inject=getdents64:error=EIO:when=1 mq-fsck "$Q"
+	assert_failure 74
+	assert_equal "$stderr" "mq-fsck: $Q: Input/output error"
+	run mq-fsck "$Q"
+	assert_failure 1
+	assert_output "$Q: dead/junk: not a message name: would move it to quarantine/"
+}
+
+@test "mq-fsck: a link or a file of a bucket's name in new/ is reported, and set aside by --fix" {
+	id=$(send kept)
+	ln -s "$BATS_TEST_TMPDIR" "$Q/new/0000020000000000"
+	echo notes >"$Q/new/p5-0000020000000000"
+	run --separate-stderr mq-fsck "$Q"
+	assert_failure 1
+	assert_equal "$stderr" ""
+	assert_equal "$(sort <<<"$output")" "$Q: new/0000020000000000: not a folder: would move it to quarantine/
+$Q: new/p5-0000020000000000: not a folder: would move it to quarantine/"
+	run --separate-stderr mq-fsck --fix "$Q"
+	assert_failure 1
+	assert_equal "$stderr" ""
+	run mq-fsck "$Q"
+	assert_success
+	assert_equal "$(quarantined | sed 's/^[0-9]*\.//' | sort)" "0000020000000000
+p5-0000020000000000"
+	assert_equal "$(mq-recv "$Q" -- cat)" kept
+}
+
 @test "mq-fsck: a young temporary file is left alone" {
 	echo half >"$Q/tmp/1.2.0000010000000000"
 	touch -d "@$(( $(date +%s) - 3600 ))" "$Q/tmp/1.2.0000010000000000"

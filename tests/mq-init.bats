@@ -259,6 +259,24 @@ need_group() {
 	assert [ ! -e "$d" ]
 }
 
+@test "mq-init: a --max-size that is malformed or past 2^64 bytes exits 64 and creates nothing" {
+	d="$BATS_TEST_TMPDIR/bad"
+	# 2^34 G is 2^64 bytes: shifted, it wrapped to 0, no limit at all.
+	for size in 17179869184G 99999999999999999999 5X k; do
+		run --separate-stderr mq-init --max-size "$size" "$d"
+		assert_failure 64
+		assert_equal "$stderr" "mq-init: --max-size: invalid value: $size"
+		assert [ ! -e "$d" ]
+	done
+	run -0 mq-init --max-size 17179869183G "$d"
+	assert_equal "$(grep '^max-size' "$d/config")" "max-size = 18446744072635809792"
+	# Written by hand, the same size makes the config malformed.
+	sed -i 's/^max-size = .*/max-size = 17179869184G/' "$d/config"
+	run --separate-stderr mq-init "$d"
+	assert_failure 64
+	assert_equal "$stderr" "mq-init: $d: Malformed queue config"
+}
+
 @test "mq-init: an unknown option or no queue prints the usage and exits 64" {
 	usage=$(usage_of mq-init)
 	assert_regex "$usage" '^usage: mq-init \[-m MODE\] \[-g GROUP\] \[--lease DUR\] \[--max-attempts N\]'
