@@ -263,7 +263,7 @@ check_entry(const struct mq_entry *e, void *arg)
 	}
 	if ((e->st.st_mode & 07777) != want) {
 		if (f->fix)
-			rc = fchmodat(e->dirfd, e->name, want, 0);
+			rc = mq_chmodat(e->dirfd, e->name, want);
 		report(f, e->path, "mode differs from the queue's",
 		    "set the queue's file mode", rc);
 	}

@@ -41,7 +41,7 @@ apply_mode(int dirfd, const char *name, const struct mq_init_opts *o)
 	if (o->gid != (gid_t)-1 &&
 	    fchownat(dirfd, name, (uid_t)-1, o->gid, AT_SYMLINK_NOFOLLOW) == -1)
 		return -1;
-	return fchmodat(dirfd, name, o->mode, 0);
+	return mq_chmodat(dirfd, name, o->mode);
 }
 
 int
@@ -119,8 +119,8 @@ mq_init(const char *operand, const struct mq_init_opts *o)
 		    fchownat(q->fd, "seq", (uid_t)-1, o->gid,
 		    AT_SYMLINK_NOFOLLOW) == -1))
 			goto fail;
-		if (fchmodat(q->fd, "seq", q->file_mode, 0) == -1 ||
-		    fchmodat(q->fd, "config", q->file_mode, 0) == -1)
+		if (mq_chmodat(q->fd, "seq", q->file_mode) == -1 ||
+		    mq_chmodat(q->fd, "config", q->file_mode) == -1)
 			goto fail;
 	}
 	mq_tmp_clean(q, MQ_STALE_TMP_S);

@@ -125,6 +125,21 @@ mq_fsync_dirat(int dirfd, const char *name)
 	return mq_fsync_close(fd);
 }
 
+/* chmod of a name in dirfd that never follows a symbolic link: a file
+ * or folder of the queue swapped for a link to /etc/shadow between our
+ * look at it and the chmod must not hand a program run as root the
+ * link's target (glibc does it through an O_PATH descriptor, and refuses
+ * a link; ELOOP here, as every O_NOFOLLOW open says). */
+int
+mq_chmodat(int dirfd, const char *name, mode_t mode)
+{
+	if (fchmodat(dirfd, name, mode, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP)
+		errno = ELOOP;
+	return -1;
+}
+
 /* Create a directory with the queue's mode whatever the umask; an
  * existing one is fine. */
 int
@@ -134,7 +149,7 @@ mq_mkdirat(struct mq_queue *q, int dirfd, const char *name)
 		return errno == EEXIST ? 0 : -1;
 	/* A bucket can be emptied and removed by a consumer at once; the
 	 * caller's next rename finds that out and makes it again. */
-	if (fchmodat(dirfd, name, q->dir_mode, 0) == -1 && errno != ENOENT)
+	if (mq_chmodat(dirfd, name, q->dir_mode) == -1 && errno != ENOENT)
 		return -1;
 	return 0;
 }

@@ -93,6 +93,7 @@ int mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err);
 int mq_token(char *buf, size_t size, int keep_lock);
 
 /* io.c */
+int mq_chmodat(int dirfd, const char *name, mode_t mode);
 int mq_mkdirat(struct mq_queue *q, int dirfd, const char *name);
 int mq_write_file(struct mq_queue *q, const char *name, const void *buf,
     size_t len, int replace);

@@ -503,3 +503,37 @@ corrupted_in() {
 	assert_success
 	assert_output ""
 }
+
+# stopped PID: PID sits in a tracing stop (strace holding it in a delay).
+stopped() { grep -q '^State:.*t (tracing stop)' "/proc/$1/status" 2>/dev/null; }
+held() { stopped "$1" && sleep 0.2 && stopped "$1"; }
+
+@test "hostile: a message swapped for a link while mq-fsck --fix looks at it does not get the link's target chmodded" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	send hi >/dev/null
+	f=$(find "$Q/new" -type f)
+	printf victim >"$T/victim"
+	chmod 0644 "$T/victim"
+	chmod 0640 "$f"
+	# Which close ends fsck's look at the message: it is held there while
+	# the message is swapped for a link, before fsck sets the mode.
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 strace -qq -o "$T/ref" \
+	    -e trace=openat,close mq-fsck "$Q" >/dev/null || true
+	k=$(grep -E '^(openat|close)\(' "$T/ref" | awk -v n="${f##*/}" '
+	    index($0, "\"" n "\"") { seen = 1 } /^close\(/ { c++; if (seen) { print c; exit } }')
+	[ -n "$k" ] || fail "fsck never closed ${f##*/}: $(cat "$T/ref")"
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 strace -qq -o /dev/null \
+	    -e trace=close -e inject="close:delay_exit=4000000:when=$k" \
+	    mq-fsck --fix "$Q" >"$T/fsck.out" 2>&1 &
+	tracer=$!
+	wait_for 10 sh -c 'pgrep -P "$1" >/dev/null' sh "$tracer" || fail "no fsck under strace"
+	pid=$(pgrep -P "$tracer")
+	wait_for 10 held "$pid" || fail "fsck never stopped at close $k"
+	rm "$f"
+	ln -s "$T/victim" "$f"
+	wait "$tracer" || true
+	said=$(cat "$T/fsck.out")
+	assert_equal "$(stat -c %a "$T/victim")" 644
+	[[ $said == *"mode differs from the queue's: not fixed"* ]] ||
+	    fail "fsck said: $said"
+}
