@@ -99,6 +99,17 @@ cmp_entry(const void *a, const void *b)
 	return x->n < y->n ? -1 : x->n > y->n;
 }
 
+static void *
+listing_failed(DIR *d, void *list)
+{
+	int saved = errno;
+
+	free(list);
+	closedir(d);
+	errno = saved;
+	return NULL;
+}
+
 /* Read the valid names of one bucket, sorted oldest first. */
 struct mq_ready *
 mq_list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
@@ -113,7 +124,8 @@ mq_list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
 	*count = 0;
 	if ((d = mq_opendirat(newfd, bucket)) == NULL)
 		return NULL;
-	while ((de = readdir(d)) != NULL && len < MQ_BUCKET_ENTRIES_MAX) {
+	while ((errno = 0, de = readdir(d)) != NULL &&
+	    len < MQ_BUCKET_ENTRIES_MAX) {
 		if (mq_ready_name_parse(de->d_name, &seq, &n) == -1 ||
 		    (seq >> MQ_BUCKET_BITS) != (base >> MQ_BUCKET_BITS))
 			continue;
@@ -132,6 +144,9 @@ mq_list_bucket(int newfd, const char *bucket, uint64_t base, size_t *count)
 		e[len].gone = 0;
 		len++;
 	}
+	/* A listing cut short by an error would pass over messages. */
+	if (de == NULL && errno != 0)
+		return listing_failed(d, e);
 	closedir(d);
 	if (len > 1)
 		qsort(e, len, sizeof(*e), cmp_entry);
@@ -162,7 +177,7 @@ mq_list_buckets(int newfd, size_t *count)
 	*count = 0;
 	if ((d = mq_opendirat(newfd, ".")) == NULL)
 		return NULL;
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (mq_bucket_name_parse(de->d_name, &one) == -1)
 			continue;
 		if (len == cap) {
@@ -177,6 +192,8 @@ mq_list_buckets(int newfd, size_t *count)
 		}
 		b[len++] = one;
 	}
+	if (errno != 0)
+		return listing_failed(d, b);
 	closedir(d);
 	if (len > 1)
 		qsort(b, len, sizeof(*b), cmp_bucket);

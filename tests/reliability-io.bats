@@ -432,6 +432,23 @@ first_call() {
 	fsck_clean "$Q"
 }
 
+@test "reliability: mq-recv: EIO listing new/ or a bucket exits 74, not 1 as if nothing were ready" {
+	need_strace
+	mq-send -q "$Q" "$T/small"
+	id=$(ready_ids "$Q")
+	# Two getdents64 calls a listing: delay/ and cur/ (the reaps), then
+	# new/ (the 5th call) and the bucket (the 7th).
+	for k in 5 7; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="getdents64:error=EIO:when=$k" mq-recv "$Q"
+		assert_failure 74
+		assert_equal "$stderr" "mq-recv: $Q: Input/output error"
+		assert_equal "$(ready_ids "$Q")" "$id"
+	done
+	mq-recv "$Q" | cmp - "$T/small"
+	fsck_clean "$Q"
+}
+
 @test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
 	need_strace
 	id=$(mq-send "$Q" "$T/small")
