@@ -386,3 +386,19 @@ pop_cmp() {
 	mq-recv -o "$BATS_TEST_TMPDIR/got" "$Q"
 	cmp "$BATS_TEST_TMPDIR/fits" "$BATS_TEST_TMPDIR/got"
 }
+
+@test "mq-send: a QUEUE ending in a slash names the queue: signed and topic messages are delivered" {
+	T=$BATS_TEST_TMPDIR
+	mq-keygen "$T/k"
+	# The header records the queue's name, which a signature covers and
+	# a subscriber checks a topic's copy against: "q/" is q.
+	run -0 mq-send -q -s "$T/k.key" "$Q/" <<<signed
+	run -0 grep -x "queue: ${Q##*/}" "$Q"/new/*/*
+	run -0 mq-recv "$Q/"
+	assert_output signed
+	mq-init --subscribe "$T/topic" "$T/sub"
+	run -0 mq-send -q "$T/topic//" <<<fanned
+	run -0 mq-recv "$T/sub"
+	assert_output fanned
+	assert_equal "$(find "$Q/quarantine" "$T/sub/quarantine" -mindepth 1)" ""
+}
