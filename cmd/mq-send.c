@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,10 @@ send_whole(struct sender *s, int fd, const char *name)
 	return commit(s) == -1 ? mq_exit_status(errno) : 0;
 }
 
+/* The seconds a time in nanoseconds since the epoch can hold either way:
+ * from 1677 to 2262. */
+#define TIME_MAX_S (INT64_MAX / 1000000000)
+
 /* --at: seconds since the epoch, or ISO 8601 date and time with an
  * optional Z or +HH:MM (local time without one). */
 static int64_t
@@ -147,15 +152,16 @@ parse_time(const char *s)
 
 	errno = 0;
 	secs = strtoll(s, &end, 10);
-	if (*s >= '0' && *s <= '9' && *end == '\0' && errno == 0)
-		return (int64_t)secs * 1000000000;
 	memset(&tm, 0, sizeof(tm));
-	if ((rest = strptime(s, "%Y-%m-%dT%H:%M", &tm)) == NULL &&
+	if (*s >= '0' && *s <= '9' && *end == '\0')
+		t = errno != 0 || secs > TIME_MAX_S ? TIME_MAX_S + 1 :
+		    (time_t)secs;
+	else if ((rest = strptime(s, "%Y-%m-%dT%H:%M", &tm)) == NULL &&
 	    (rest = strptime(s, "%Y-%m-%d %H:%M", &tm)) == NULL)
 		goto bad;
-	if (*rest == ':' && (rest = strptime(rest, ":%S", &tm)) == NULL)
+	else if (*rest == ':' && (rest = strptime(rest, ":%S", &tm)) == NULL)
 		goto bad;
-	if (*rest == '\0') {
+	else if (*rest == '\0') {
 		tm.tm_isdst = -1;
 		t = mktime(&tm);
 	} else if (strcmp(rest, "Z") == 0)
@@ -166,6 +172,12 @@ parse_time(const char *s)
 		t = timegm(&tm) + sign * (hh * 3600 + mm * 60);
 	} else
 		goto bad;
+	/* Beyond, the due time would wrap round, into the past for a time
+	 * after 2262: the message would be delivered at once. */
+	if (t > TIME_MAX_S || t < -TIME_MAX_S) {
+		cli_warnx(NULL, "--at: out of range (1677 to 2262): %s", s);
+		exit(64);
+	}
 	return (int64_t)t * 1000000000;
 bad:
 	cli_warnx(NULL, "--at: not a time (epoch seconds or ISO 8601): %s", s);

@@ -402,3 +402,16 @@ pop_cmp() {
 	assert_output fanned
 	assert_equal "$(find "$Q/quarantine" "$T/sub/quarantine" -mindepth 1)" ""
 }
+
+@test "mq-send: --at after 2262 is refused (64), not delivered at once" {
+	for at in 10000000000 99999999999999999999 9999-12-31T00:00Z; do
+		run --separate-stderr mq-send --at "$at" "$Q" <<<later
+		assert_failure 64
+		assert_output ""
+		assert_equal "$stderr" "mq-send: --at: out of range (1677 to 2262): $at"
+	done
+	id=$(mq-send --at 2262-04-11T00:00Z "$Q" <<<latest)
+	assert_equal "$(ls "$Q/delay")" "9223286400000000000.$id.0"
+	run mq-recv "$Q"
+	assert_failure 1
+}
