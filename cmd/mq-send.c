@@ -111,6 +111,14 @@ commit(struct sender *s)
 	return 0;
 }
 
+/* The status of a failure that may be the input's: a FILE that is a
+ * directory opens, and only its read fails. */
+static int
+input_status(int err)
+{
+	return err == EISDIR ? 66 : mq_exit_status(err);
+}
+
 static int
 send_whole(struct sender *s, int fd, const char *name)
 {
@@ -128,7 +136,7 @@ send_whole(struct sender *s, int fd, const char *name)
 		/* An input too large for the queue is the input's fault. */
 		cli_warn(input_failed || err == MQ_ETOOBIG ? name : s->queue,
 		    err);
-		return err == EISDIR ? 66 : mq_exit_status(err);
+		return input_status(err);
 	}
 	s->group[s->n++] = d;
 	return commit(s) == -1 ? mq_exit_status(errno) : 0;
@@ -264,7 +272,7 @@ fail:
 	mq_draft_free(d);
 	while (s->n > 0)
 		mq_draft_free(s->group[--s->n]);
-	return mq_exit_status(err);
+	return input_status(err);
 fail_errno:
 	err = errno;
 	goto fail;

@@ -229,10 +229,12 @@ pop_cmp() {
 	assert_output b
 }
 
-@test "mq-send: a directory as FILE is refused and nothing is left behind" {
-	run --separate-stderr mq-send "$Q" "$BATS_TEST_TMPDIR"
-	assert_failure 66
-	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR: Is a directory"
+@test "mq-send: a directory as FILE is refused (66), with or without -l or -0, and nothing is left behind" {
+	for opt in "" -l -0; do
+		run --separate-stderr mq-send $opt "$Q" "$BATS_TEST_TMPDIR"
+		assert_failure 66
+		assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR: Is a directory"
+	done
 	assert_equal "$(ready_count)" 0
 	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
 }
