@@ -197,7 +197,11 @@ mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
 		goto fail;
 	}
 	d->ns = mq_now_ns();
-	d->due_ns = opts != NULL ? opts->not_before_ns : 0;
+	/* A due time already past is no delay.  Before 1938 it would not
+	 * even fit the 19 digits of a fan-out's name, which recovery could
+	 * then not read. */
+	if (opts != NULL && opts->not_before_ns > d->ns)
+		d->due_ns = opts->not_before_ns;
 	if (opts != NULL && opts->ttl_s != 0)
 		d->expires_ns = d->ns + (int64_t)opts->ttl_s * 1000000000;
 	else if (cfg.ttl_s != 0)
