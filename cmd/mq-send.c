@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,14 @@ commit_behind(struct sender *s)
 	return 0;
 }
 
+/* The status of a failure that may be the input's: a FILE that is a
+ * directory opens, and only its read fails. */
+static int
+input_status(int err)
+{
+	return err == EISDIR ? 66 : mq_exit_status(err);
+}
+
 static int
 send_whole(struct sender *s, int fd, const char *name)
 {
@@ -218,11 +227,15 @@ send_whole(struct sender *s, int fd, const char *name)
 		/* An input too large for the queue is the input's fault. */
 		cli_warn(input_failed || err == MQ_ETOOBIG ? name : s->queue,
 		    err);
-		return err == EISDIR ? 66 : mq_exit_status(err);
+		return input_status(err);
 	}
 	s->group[s->n++] = d;
 	return commit(s) == -1 ? mq_exit_status(errno) : 0;
 }
+
+/* The seconds a time in nanoseconds since the epoch can hold either way:
+ * from 1677 to 2262. */
+#define TIME_MAX_S (INT64_MAX / 1000000000)
 
 /* --at: seconds since the epoch, or ISO 8601 date and time with an
  * optional Z or +HH:MM (local time without one). */
@@ -238,15 +251,16 @@ parse_time(const char *s)
 
 	errno = 0;
 	secs = strtoll(s, &end, 10);
-	if (*s >= '0' && *s <= '9' && *end == '\0' && errno == 0)
-		return (int64_t)secs * 1000000000;
 	memset(&tm, 0, sizeof(tm));
-	if ((rest = strptime(s, "%Y-%m-%dT%H:%M", &tm)) == NULL &&
+	if (*s >= '0' && *s <= '9' && *end == '\0')
+		t = errno != 0 || secs > TIME_MAX_S ? TIME_MAX_S + 1 :
+		    (time_t)secs;
+	else if ((rest = strptime(s, "%Y-%m-%dT%H:%M", &tm)) == NULL &&
 	    (rest = strptime(s, "%Y-%m-%d %H:%M", &tm)) == NULL)
 		goto bad;
-	if (*rest == ':' && (rest = strptime(rest, ":%S", &tm)) == NULL)
+	else if (*rest == ':' && (rest = strptime(rest, ":%S", &tm)) == NULL)
 		goto bad;
-	if (*rest == '\0') {
+	else if (*rest == '\0') {
 		tm.tm_isdst = -1;
 		t = mktime(&tm);
 	} else if (strcmp(rest, "Z") == 0)
@@ -257,6 +271,12 @@ parse_time(const char *s)
 		t = timegm(&tm) + sign * (hh * 3600 + mm * 60);
 	} else
 		goto bad;
+	/* Beyond, the due time would wrap round, into the past for a time
+	 * after 2262: the message would be delivered at once. */
+	if (t > TIME_MAX_S || t < -TIME_MAX_S) {
+		cli_warnx(NULL, "--at: out of range (1677 to 2262): %s", s);
+		exit(64);
+	}
 	return (int64_t)t * 1000000000;
 bad:
 	cli_warnx(NULL, "--at: not a time (epoch seconds or ISO 8601): %s", s);
@@ -344,7 +364,7 @@ fail:
 	while (s->n > 0)
 		mq_draft_free(s->group[--s->n]);
 	land(s);
-	return mq_exit_status(err);
+	return input_status(err);
 fail_errno:
 	err = errno;
 	goto fail;

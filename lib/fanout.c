@@ -11,9 +11,10 @@
  * Each link is then renamed into its subscriber's ready set, and the
  * fanout/ entry removed.  A crash before the commit point leaves only
  * stale tmp/ files, never delivered; a crash after it is finished by
- * mq_fanout_recover, which any send to the topic and any claim on a
- * subscriber runs: every subscriber gets the message exactly once,
- * because each link can be renamed into place only once.
+ * mq_fanout_recover, which any send to the topic, any claim on a
+ * subscriber and a subscriber's removal of stale tmp/ files run first:
+ * every subscriber gets the message exactly once, because each link can
+ * be renamed into place only once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -292,5 +293,21 @@ mq_fanout_recover(struct mq_queue *topic)
 	}
 	closedir(d);
 	close(ffd);
+	return rc;
+}
+
+int
+mq_fanout_finish(const struct mq_config *cfg)
+{
+	struct mq_queue *topic;
+	int rc;
+
+	if (cfg->topic[0] == '\0')
+		return 0;
+	/* A topic removed owes nothing any more. */
+	if ((topic = mq_open(cfg->topic)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	rc = mq_fanout_recover(topic);
+	mq_close(topic);
 	return rc;
 }

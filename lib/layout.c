@@ -111,6 +111,10 @@ mq_resolve(const char *operand, char *path, size_t size)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	/* The last component is the queue's name, which a message's header
+	 * records and a signature covers: "orders/" names orders. */
+	while (n > 1 && path[n - 1] == '/')
+		path[--n] = '\0';
 	return 0;
 }
 

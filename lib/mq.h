@@ -136,8 +136,9 @@ struct mq_init_opts {
 	const char *const *settings; /* more "key = value" config lines */
 };
 
-/* Resolve a queue operand: containing '/', a path; else a name under
- * mq_root().  Writes at most size bytes; -1 ENAMETOOLONG or EINVAL. */
+/* Resolve a queue operand: containing '/', a path, without trailing
+ * slashes; else a name under mq_root().  Writes at most size bytes; -1
+ * ENAMETOOLONG or EINVAL. */
 int mq_resolve(const char *operand, char *path, size_t size);
 
 /* The directory bare queue names live in: $MQ_ROOT, else /var/spool/mq for

@@ -163,6 +163,11 @@ void mq_dedup_release(struct mq_queue *q, const char *name, int keyfd);
 int mq_fanout(struct mq_queue *topic, const struct mq_config *cfg,
     const char *tmp_name, const char *topic_id, int prio, int64_t due_ns);
 int mq_fanout_recover(struct mq_queue *topic);
+/* A subscriber finishes its topic's committed fan-outs, so a crashed
+ * sender's message arrives even if nothing is ever sent to the topic
+ * again.  0 when none is left (or the queue has no topic, or its topic is
+ * gone), -1 when one may be. */
+int mq_fanout_finish(const struct mq_config *cfg);
 
 /* group.c: 1 id owns its group now, 0 another message comes first. */
 int mq_group_acquire(struct mq_queue *q, const char *group, const char *id);

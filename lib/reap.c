@@ -110,20 +110,6 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 	return 0;
 }
 
-/* A subscriber finishes its topic's committed fan-outs, so a crashed
- * sender's message arrives even if nothing is ever sent to the topic
- * again. */
-static void
-finish_fanouts(const struct mq_config *cfg)
-{
-	struct mq_queue *topic;
-
-	if ((topic = mq_open(cfg->topic)) != NULL) {
-		mq_fanout_recover(topic);
-		mq_close(topic);
-	}
-}
-
 int
 mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 {
@@ -138,8 +124,7 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 
 	if (mq_config(q, &cfg) == -1 || (curfd = mq_dir(q, MQ_DIR_CUR)) == -1)
 		return -1;
-	if (cfg.topic[0] != '\0')
-		finish_fanouts(&cfg);
+	mq_fanout_finish(&cfg);
 	if (reap_delayed(q, now, &next, &moved) == -1)
 		return -1;
 	if ((d = mq_opendirat(curfd, ".")) == NULL)

@@ -198,7 +198,11 @@ mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
 		goto fail;
 	}
 	d->ns = mq_now_ns();
-	d->due_ns = opts != NULL ? opts->not_before_ns : 0;
+	/* A due time already past is no delay.  Before 1938 it would not
+	 * even fit the 19 digits of a fan-out's name, which recovery could
+	 * then not read. */
+	if (opts != NULL && opts->not_before_ns > d->ns)
+		d->due_ns = opts->not_before_ns;
 	if (opts != NULL && opts->ttl_s != 0)
 		d->expires_ns = d->ns + (int64_t)opts->ttl_s * 1000000000;
 	else if (cfg.ttl_s != 0)
@@ -581,13 +585,18 @@ abort_rest:
 }
 
 /* Remove files in tmp/ older than max_age_s: producers killed mid-send.
- * Young files may belong to a send in progress and are left alone. */
+ * Young files may belong to a send in progress and are left alone.  A
+ * topic's copy staged here is owed to this queue, however old, if its
+ * sender was killed after the fan-out's commit point: the topic's
+ * fan-outs are finished before the first stale copy is removed, and
+ * copies are kept when that fails. */
 int
 mq_tmp_clean(struct mq_queue *q, unsigned max_age_s)
 {
+	struct mq_config cfg;
 	struct dirent *de;
 	struct stat st;
-	int tmpfd, fd, removed = 0;
+	int tmpfd, fd, removed = 0, finished = -1;
 	time_t cutoff = time(NULL) - (time_t)max_age_s;
 	DIR *dir;
 
@@ -604,8 +613,16 @@ mq_tmp_clean(struct mq_queue *q, unsigned max_age_s)
 			continue;
 		if (fstatat(tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			continue;
-		if (st.st_mtime < cutoff && !S_ISDIR(st.st_mode) &&
-		    unlinkat(tmpfd, de->d_name, 0) == 0)
+		if (st.st_mtime >= cutoff || S_ISDIR(st.st_mode))
+			continue;
+		if (strncmp(de->d_name, "fan.", 4) == 0) {
+			if (finished == -1)
+				finished = mq_config(q, &cfg) == 0 &&
+				    mq_fanout_finish(&cfg) == 0;
+			if (!finished)
+				continue;
+		}
+		if (unlinkat(tmpfd, de->d_name, 0) == 0)
 			removed++;
 	}
 	closedir(dir);

@@ -229,10 +229,12 @@ pop_cmp() {
 	assert_output b
 }
 
-@test "mq-send: a directory as FILE is refused and nothing is left behind" {
-	run --separate-stderr mq-send "$Q" "$BATS_TEST_TMPDIR"
-	assert_failure 66
-	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR: Is a directory"
+@test "mq-send: a directory as FILE is refused (66), with or without -l or -0, and nothing is left behind" {
+	for opt in "" -l -0; do
+		run --separate-stderr mq-send $opt "$Q" "$BATS_TEST_TMPDIR"
+		assert_failure 66
+		assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR: Is a directory"
+	done
 	assert_equal "$(ready_count)" 0
 	assert_equal "$(find "$Q/tmp" -mindepth 1 | wc -l)" 0
 }
@@ -385,4 +387,33 @@ pop_cmp() {
 	assert_equal "$stderr" "mq-send: $BATS_TEST_TMPDIR/over: Larger than the queue's max-size"
 	mq-recv -o "$BATS_TEST_TMPDIR/got" "$Q"
 	cmp "$BATS_TEST_TMPDIR/fits" "$BATS_TEST_TMPDIR/got"
+}
+
+@test "mq-send: a QUEUE ending in a slash names the queue: signed and topic messages are delivered" {
+	T=$BATS_TEST_TMPDIR
+	mq-keygen "$T/k"
+	# The header records the queue's name, which a signature covers and
+	# a subscriber checks a topic's copy against: "q/" is q.
+	run -0 mq-send -q -s "$T/k.key" "$Q/" <<<signed
+	run -0 grep -x "queue: ${Q##*/}" "$Q"/new/*/*
+	run -0 mq-recv "$Q/"
+	assert_output signed
+	mq-init --subscribe "$T/topic" "$T/sub"
+	run -0 mq-send -q "$T/topic//" <<<fanned
+	run -0 mq-recv "$T/sub"
+	assert_output fanned
+	assert_equal "$(find "$Q/quarantine" "$T/sub/quarantine" -mindepth 1)" ""
+}
+
+@test "mq-send: --at after 2262 is refused (64), not delivered at once" {
+	for at in 10000000000 99999999999999999999 9999-12-31T00:00Z; do
+		run --separate-stderr mq-send --at "$at" "$Q" <<<later
+		assert_failure 64
+		assert_output ""
+		assert_equal "$stderr" "mq-send: --at: out of range (1677 to 2262): $at"
+	done
+	id=$(mq-send --at 2262-04-11T00:00Z "$Q" <<<latest)
+	assert_equal "$(ls "$Q/delay")" "9223286400000000000.$id.0"
+	run mq-recv "$Q"
+	assert_failure 1
 }

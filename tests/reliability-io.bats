@@ -291,6 +291,21 @@ check_topic() {
 	assert_failure 1
 }
 
+@test "reliability: mq-send --at long past to a topic whose fan-out fails after its commit point: a claim delivers it" {
+	need_strace
+	mq-init --subscribe "$T/T" "$T/a"
+	# The placing of the copy in a fails (the second rename, the first
+	# being the commit point): the send is done, recovery places it.
+	run --separate-stderr traced_env strace -qq -o "$T/trace" \
+	    -e inject=renameat2:error=EIO:when=2 \
+	    mq-send --at 1900-01-01T00:00Z "$T/T" "$T/small"
+	assert_success
+	assert_equal "$stderr" ""
+	run -0 mq-recv "$T/a"
+	assert_output "small body"
+	assert_equal "$(find "$T/T/fanout" "$T/a/tmp" -mindepth 1)" ""
+}
+
 # A large body (20 MiB: 160 writes of 128 KiB, writeback started every
 # 8 MiB) failing half way through its copy.
 

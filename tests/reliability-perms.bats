@@ -80,6 +80,28 @@ shared() { mq-init -m "$1" -g "$MQGRP" "$Q"; }
 	: "$id1"
 }
 
+@test "perms: -m 2770 -g: producers in the group send with -k, whatever the umask of the first" {
+	shared 2770
+	# The first send with a key makes keys/ and its lock, under umask 077.
+	run as "$PROD1" sh -c 'umask 077; echo one | mq-send -k one "$1"' _ "$Q"
+	assert_success
+	id1=$output
+	run --separate-stderr as "$PROD2" mq-send -k two "$Q" <<<two
+	assert_success
+	assert_equal "$stderr" ""
+	run --separate-stderr as "$PROD2" mq-send -k one "$Q" <<<again
+	assert_success
+	assert_output "$id1"
+	assert_equal "$(stat -c '%a %G' "$Q/keys/.lock")" "660 $MQGRP"
+	assert_equal "$(ls -A "$Q/tmp")" ""
+	run as "$CONS" mq-recv "$Q"
+	assert_output one
+	run as "$CONS" mq-recv "$Q"
+	assert_output two
+	run as "$CONS" mq-fsck "$Q"
+	assert_success
+}
+
 @test "perms: -m 2770 -g: an outsider can neither send, receive, list, settle nor read a body" {
 	shared 2770
 	id=$(as "$PROD1" mq-send "$Q" <<<"secret body")

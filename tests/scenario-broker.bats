@@ -589,6 +589,29 @@ plant_fanout() {
 	assert_failure 1
 }
 
+@test "broker: a fan-out interrupted after its commit point survives a subscriber's removal of stale tmp/ files" {
+	make_topic
+	plant_fanout crashed
+	# An uncommitted fan-out's copy, which was never sent.
+	touch "$S1/tmp/fan.00000100000003ff.00000100000003ff"
+	# Two days on, before any consumer of sub1 has looked, a sender to
+	# it opens a bucket (priority 1) and removes what is stale in tmp/.
+	touch -d '2 days ago' "$TOPIC"/fanout/* "$S1/tmp/fan.00000100000003ff.00000100000003ff"
+	run -0 mq-send -q -p 1 "$S1" <<<direct
+	assert_equal "$(count_in "$S1" tmp)" 0
+	run -0 mq-recv "$S1"
+	assert_output direct
+	run -0 mq-recv "$S1"
+	assert_output crashed
+	run mq-recv "$S1"
+	assert_failure 1
+	assert_equal "$(count_in "$TOPIC" fanout)" 0
+	for s in "$S2" "$S3"; do
+		run -0 mq-recv "$s"
+		assert_output crashed
+	done
+}
+
 @test "broker: a fan-out interrupted after its commit point is finished by the next send to the topic" {
 	make_topic
 	plant_fanout crashed
