@@ -159,10 +159,11 @@ static void
 check_tmp(struct fsck *f)
 {
 	char rel[NAME_MAX + 8];
+	struct mq_config cfg;
 	struct dirent *de;
 	struct stat st;
 	time_t cutoff = time(NULL) - MQ_STALE_TMP_S;
-	int tmpfd, rc = 0;
+	int tmpfd, rc = 0, staged, finished = -1;
 	DIR *d;
 
 	if ((tmpfd = mq_dir(f->q, MQ_DIR_TMP)) == -1 ||
@@ -175,9 +176,12 @@ check_tmp(struct fsck *f)
 		    fstatat(tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			continue;
 		snprintf(rel, sizeof(rel), "tmp/%s", de->d_name);
+		/* A topic's copy staged for this subscriber is a hard link
+		 * of the topic's file. */
+		staged = strncmp(de->d_name, "fan.", 4) == 0;
 		/* Producers write only regular files here, each under one
 		 * name: anything else was planted, whatever its age. */
-		if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
+		if (!S_ISREG(st.st_mode) || (st.st_nlink > 1 && !staged)) {
 			if (f->fix)
 				rc = unlinkat(tmpfd, de->d_name,
 				    S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
@@ -187,9 +191,27 @@ check_tmp(struct fsck *f)
 		}
 		if (st.st_mtime >= cutoff)
 			continue;
+		/* A staged copy is owed here, however old, if its sender was
+		 * killed after the fan-out's commit point: the topic's
+		 * fan-outs are finished first, which places it, and only a
+		 * copy left after that was never sent. */
+		if (staged && f->fix) {
+			if (finished == -1)
+				finished = mq_config(f->q, &cfg) == 0 &&
+				    mq_fanout_finish(&cfg) == 0;
+			if (!finished) {
+				unchecked(f);
+				continue;
+			}
+			if (faccessat(tmpfd, de->d_name, F_OK,
+			    AT_SYMLINK_NOFOLLOW) == -1)
+				continue;
+		}
 		if (f->fix)
 			rc = unlinkat(tmpfd, de->d_name, 0);
-		report(f, rel, "stale temporary file of a killed producer",
+		report(f, rel, staged ?
+		    "stale copy of a topic's message, not owed" :
+		    "stale temporary file of a killed producer",
 		    "remove it (it was never sent)", rc);
 	}
 	if (errno != 0)

@@ -612,6 +612,25 @@ plant_fanout() {
 	done
 }
 
+@test "broker: mq-fsck leaves a copy a topic owes its subscriber; --fix on a stale one places it and removes only a copy never sent" {
+	make_topic
+	plant_fanout crashed
+	# Fresh: a fan-out in progress, as far as fsck can tell.
+	run -0 mq-fsck "$S1"
+	assert_output ""
+	# Two days on: the owed copy is placed, the uncommitted one removed.
+	touch "$S1/tmp/fan.00000100000003ff.00000100000003ff"
+	touch -d '2 days ago' "$TOPIC"/fanout/* "$S1"/tmp/fan.*
+	run -1 mq-fsck --fix "$S1"
+	assert_output "$S1: tmp/fan.00000100000003ff.00000100000003ff: stale copy of a topic's message, not owed: fixed: remove it (it was never sent)"
+	assert_equal "$(count_in "$S1" tmp)" 0
+	for s in "$S1" "$S2" "$S3"; do
+		run -0 mq-recv "$s"
+		assert_output crashed
+	done
+	assert_equal "$(count_in "$TOPIC" fanout)" 0
+}
+
 @test "broker: a fan-out interrupted after its commit point is finished by the next send to the topic" {
 	make_topic
 	plant_fanout crashed
