@@ -79,7 +79,7 @@ struct sender {
 	size_t bytes;		/* of the group's messages */
 	int64_t first_ns;	/* when its first message was taken */
 	int records;		/* -l or -0 */
-	int stdout_failed;
+	int stdout_failed;	/* errno of a failed flush of ids, or 0 */
 	/* The group in flight, committed by thread on committer. */
 	struct mq_queue *committer;
 	pthread_t thread;
@@ -90,8 +90,9 @@ struct sender {
 };
 
 /* Commit n drafts through q, print the ids of those that are durable and
- * free them all.  Returns 0, or the errno of the failure; stdout_failed
- * tells a failure to print. */
+ * free them all.  Returns 0, or the errno the commit failed with; the ids
+ * of what it sent are flushed all the same, and a failure to print them
+ * is left in stdout_failed. */
 static int
 commit_drafts(struct sender *s, struct mq_queue *q, struct mq_draft **d,
     size_t n)
@@ -108,12 +109,24 @@ commit_drafts(struct sender *s, struct mq_queue *q, struct mq_draft **d,
 		mq_draft_free(d[i]);
 	}
 	/* The messages are sent; only their ids could not be told. */
-	if (done > 0 && !s->quiet && fflush(stdout) == EOF) {
+	if (done > 0 && !s->quiet && fflush(stdout) == EOF)
 		s->stdout_failed = errno;
-		if (err == 0)
-			err = EIO;
-	}
 	return err;
+}
+
+/* Say what failed, the commit (err) or the printing of its ids, or both:
+ * -1 with errno, or 0 when neither did. */
+static int
+told(struct sender *s, int err)
+{
+	if (err != 0)
+		cli_warn(s->queue, err);
+	if (s->stdout_failed != 0)
+		cli_warn("stdout", s->stdout_failed);
+	if (err == 0 && s->stdout_failed == 0)
+		return 0;
+	errno = err != 0 ? err : EIO;
+	return -1;
 }
 
 static void *
@@ -133,14 +146,7 @@ land(struct sender *s)
 		return 0;
 	pthread_join(s->thread, NULL);
 	s->in_flight = 0;
-	if (s->flight_err == 0)
-		return 0;
-	if (s->stdout_failed)
-		cli_warn("stdout", s->stdout_failed);
-	else
-		cli_warn(s->queue, s->flight_err);
-	errno = s->flight_err;
-	return -1;
+	return told(s, s->flight_err);
 }
 
 /* The group is done: the next one takes ids of its own (a commit skips
@@ -170,13 +176,7 @@ commit(struct sender *s)
 		return 0;
 	err = commit_drafts(s, s->q, s->group, s->n);
 	next_group(s);
-	if (err != 0) {
-		cli_warn(s->stdout_failed ? "stdout" : s->queue,
-		    s->stdout_failed ? s->stdout_failed : err);
-		errno = err;
-		return -1;
-	}
-	return 0;
+	return told(s, err);
 }
 
 /* Hand a full group to a thread, after the one in flight, and go on. */

@@ -378,6 +378,20 @@ pop_cmp() {
 	assert_equal "$stderr" "mq-send: stdout: No space left on device"
 }
 
+@test "mq-send: ids to a full disk: the messages are sent, and it says the ids were not (74)" {
+	printf 'one\ntwo\n' >"$BATS_TEST_TMPDIR/two"
+	for how in "" -l; do
+		run --separate-stderr bash -c "mq-send $how \"\$1\" \"\$2\" >/dev/full" sh "$Q" "$BATS_TEST_TMPDIR/two"
+		assert_failure 74
+		assert_equal "$stderr" "mq-send: stdout: No space left on device"
+	done
+	assert_equal "$(mq-recv "$Q")" "$(printf 'one\ntwo')"
+	assert_equal "$(mq-recv "$Q")" one
+	assert_equal "$(mq-recv "$Q")" two
+	run mq-recv "$Q"
+	assert_failure 1
+}
+
 @test "mq-send: max-size counts each byte of a body once, whether or not it is compressed" {
 	mq-init --max-size 200k --compress auto "$Q"
 	head -c 200000 /dev/urandom >"$BATS_TEST_TMPDIR/fits"

@@ -297,7 +297,7 @@ check_topic() {
 	# The placing of the copy in a fails (the second rename, the first
 	# being the commit point): the send is done, recovery places it.
 	run --separate-stderr traced_env strace -qq -o "$T/trace" \
-	    -e inject=renameat2:error=EIO:when=2 \
+	    -e inject=renameat2:error=EIO:when=3 \
 	    mq-send --at 1900-01-01T00:00Z "$T/T" "$T/small"
 	assert_success
 	assert_equal "$stderr" ""
@@ -651,6 +651,19 @@ small_tmpfs() {
 	assert_failure 1
 	echo again | mq-send -q "$FQ"
 	assert_equal "$(mq-recv "$FQ")" again
+}
+
+@test "reliability: mq-send -l whose commit fails part way prints the ids it sent before it says why" {
+	need_strace
+	# Renames: the first finds no bucket yet, makes it and tries again;
+	# the third is the second message's.
+	run -0 traced_env strace -f -qq -o /dev/null -e inject=renameat2:error=EIO:when=3 \
+	    bash -c 'mq-send -l "$1" "$2" 2>&1; echo "exit $?"' sh "$Q" "$T/lines"
+	id=$(ready_ids "$Q")
+	[ -n "$id" ] || fail "nothing sent"
+	assert_equal "$output" "$(printf '%s\nmq-send: %s: Input/output error\nexit 74' "$id" "$Q")"
+	assert_equal "$(mq-recv "$Q")" one
+	fsck_clean "$Q"
 }
 
 @test "reliability: mq-send -l of many groups out of inodes prints exactly the ids it sent, in order" {
