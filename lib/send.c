@@ -240,8 +240,13 @@ mq_draft_new(struct mq_queue *q, const struct mq_send_opts *opts)
 	    (long)pid, d->ns, d->id);
 	d->fd = openat(tmpfd, d->tmp_name, O_WRONLY | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, q->file_mode);
-	if (d->fd == -1 || ((q->file_mode & mq_umask()) != 0 &&
-	    fchmod(d->fd, q->file_mode) == -1))
+	if (d->fd == -1) {
+		/* Not ours to remove: whatever is there was made by another. */
+		d->tmp_name[0] = '\0';
+		goto fail;
+	}
+	if ((q->file_mode & mq_umask()) != 0 &&
+	    fchmod(d->fd, q->file_mode) == -1)
 		goto fail;
 	if (d->compress != MQ_COMPRESS_AUTO && start(d) == -1)
 		goto fail;

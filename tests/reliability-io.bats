@@ -653,6 +653,21 @@ small_tmpfs() {
 	assert_equal "$(mq-recv "$FQ")" again
 }
 
+@test "reliability: mq-send that finds its temporary name taken (EEXIST) fails and leaves the file that is there alone" {
+	need_strace
+	traced_env strace -qq -o "$T/ref" -e trace=openat mq-send -q "$Q" "$T/small"
+	k=$(grep -E '^openat\(' "$T/ref" | grep -n -m1 O_EXCL | cut -d: -f1)
+	[ -n "$k" ] || fail "no exclusive create in the untouched run"
+	run --separate-stderr traced_env strace -qq -o "$T/trace" \
+	    -e trace=openat,unlinkat -e inject="openat:error=EEXIST:when=$k" \
+	    mq-send "$Q" "$T/small"
+	assert_failure 71
+	assert_equal "$stderr" "mq-send: $Q: File exists"
+	assert_output ""
+	run grep -c '^unlinkat(' "$T/trace"
+	assert_output 0
+}
+
 @test "reliability: mq-send -l whose commit fails part way prints the ids it sent before it says why" {
 	need_strace
 	# Renames: the first finds no bucket yet, makes it and tries again;
