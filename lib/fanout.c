@@ -59,7 +59,7 @@ copy_into(int fromfd, const char *from, int todir, const char *to,
 	    O_CLOEXEC, mode);
 	if (out == -1)
 		goto done;
-	while ((n = read(in, buf, sizeof(buf))) > 0)
+	while ((n = mq_read_full(in, buf, sizeof(buf))) > 0)
 		if (mq_write_all(out, buf, (size_t)n) == -1)
 			break;
 	if (n == 0 && fchmod(out, mode) == 0 && fdatasync(out) == 0)
