@@ -447,6 +447,23 @@ first_call() {
 	fsck_clean "$Q"
 }
 
+@test "reliability: mq-recv: ENOSPC writing a group's holder exits 75 and leaves the group to the next claim" {
+	need_strace
+	a1=$(echo a1 | mq-send -g A "$Q")
+	echo a2 | mq-send -q -g A "$Q"
+	k=$(first_call write "\"$a1\"") || fail "no holder written in the untouched run"
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject="write:error=ENOSPC:when=$k" mq-recv "$Q"
+	assert_failure 75
+	assert_equal "$stderr" "mq-recv: $Q: No space left on device"
+	assert_equal "$(ready_count)" 2
+	run -0 mq-recv "$Q"
+	assert_output a1
+	run -0 mq-recv "$Q"
+	assert_output a2
+	fsck_clean "$Q"
+}
+
 @test "reliability: mq-recv: EIO listing new/ or a bucket exits 74, not 1 as if nothing were ready" {
 	need_strace
 	mq-send -q "$Q" "$T/small"
