@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -82,7 +83,9 @@ still_queued(struct mq_queue *q, const char *id)
 }
 
 /* Make id the holder of the group recorded in groups/NAME; a record
- * that cannot be completed is removed, not left empty. */
+ * that cannot be completed is removed, not left empty.  It gets the
+ * queue's mode whatever the umask, since every consumer in the queue's
+ * group reads it. */
 static int
 record(struct mq_queue *q, int gfd, const char *name, const char *id)
 {
@@ -92,7 +95,8 @@ record(struct mq_queue *q, int gfd, const char *name, const char *id)
 	    O_CLOEXEC, q->file_mode);
 	if (fd == -1)
 		return -1;
-	if (mq_write_all(fd, id, MQ_ID_SIZE - 1) == -1) {
+	if (fchmod(fd, q->file_mode) == -1 ||
+	    mq_write_all(fd, id, MQ_ID_SIZE - 1) == -1) {
 		saved = errno;
 		close(fd);
 		unlinkat(gfd, name, 0);
