@@ -44,42 +44,55 @@ groups_dir(struct mq_queue *q)
 	return fd;
 }
 
+/* 1 when folder dir holds a name with id at offset at, 0 when it does
+ * not (or is not there), -1 when it could not be read: a listing that
+ * failed must not pass for one without the holder, or a second message
+ * of its group would go on while the holder is held. */
 static int
 dir_has(int dirfd, const char *dir, const char *id, size_t at)
 {
 	struct dirent *de;
 	size_t len = strlen(id);
-	int found = 0;
+	int found = 0, saved;
 	DIR *d;
 
 	if ((d = mq_opendirat(dirfd, dir)) == NULL)
-		return 0;
-	while (!found && (de = readdir(d)) != NULL)
+		return errno == ENOENT || errno == ELOOP || errno == ENOTDIR ?
+		    0 : -1;
+	while (!found && (errno = 0, de = readdir(d)) != NULL)
 		found = strlen(de->d_name) > at + len &&
 		    strncmp(de->d_name + at, id, len) == 0 &&
 		    de->d_name[at + len] == '.';
+	saved = errno;
 	closedir(d);
+	if (!found && saved != 0) {
+		errno = saved;
+		return -1;
+	}
 	return found;
 }
 
-/* Is message id still in the queue: ready, leased or delayed? */
+/* Is message id still in the queue: ready, leased or delayed?  1, 0, or
+ * -1 when that could not be found out. */
 static int
 still_queued(struct mq_queue *q, const char *id)
 {
 	char bucket[MQ_BUCKET_NAME_SIZE];
 	uint64_t seq;
-	int prio;
+	int prio, has, delayfd;
 
 	if (mq_id_parse(id, &seq) == -1)
 		return 0;
 	for (prio = 0; prio <= 9; prio++) {
 		mq_bucket_name(seq, prio, bucket);
-		if (dir_has(q->dirfd[MQ_DIR_NEW], bucket, id, 0))
-			return 1;
+		if ((has = dir_has(q->dirfd[MQ_DIR_NEW], bucket, id, 0)) != 0)
+			return has;
 	}
-	return dir_has(q->dirfd[MQ_DIR_CUR], ".", id, 0) ||
-	    (mq_dir(q, MQ_DIR_DELAY) != -1 &&
-	    dir_has(q->dirfd[MQ_DIR_DELAY], ".", id, 20));
+	if ((has = dir_has(q->dirfd[MQ_DIR_CUR], ".", id, 0)) != 0)
+		return has;
+	if ((delayfd = mq_dir(q, MQ_DIR_DELAY)) == -1)
+		return -1;
+	return dir_has(delayfd, ".", id, 20);
 }
 
 /* Make id the holder of the group recorded in groups/NAME; a record
@@ -114,7 +127,7 @@ decide(struct mq_queue *q, int gfd, const char *name, const char *id)
 {
 	char stale[64], owner[MQ_ID_SIZE];
 	ssize_t n;
-	int fd;
+	int fd, queued;
 
 	fd = openat(gfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT)
@@ -128,8 +141,8 @@ decide(struct mq_queue *q, int gfd, const char *name, const char *id)
 			owner[n] = '\0';
 			if (strcmp(owner, id) == 0)
 				return 1;
-			if (still_queued(q, owner))
-				return 0;
+			if ((queued = still_queued(q, owner)) != 0)
+				return queued == 1 ? 0 : -1;
 		}
 	} else if (errno != ELOOP && errno != ENXIO)
 		return -1;

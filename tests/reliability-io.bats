@@ -464,6 +464,40 @@ first_call() {
 	fsck_clean "$Q"
 }
 
+@test "reliability: mq-recv: EMFILE or EIO looking for a group's holder in cur/ fails the claim instead of taking the group from the holder" {
+	need_strace
+	echo a1 | mq-send -q -g A "$Q"
+	echo a2 | mq-send -q -g A "$Q"
+	run -0 mq-recv -L 60 -o /dev/null "$Q"
+	held=$(ls "$Q/cur")
+	# A second claim comes to a2 and looks for its group's holder, a1:
+	# which openat opens cur/ for that (the first after the group's
+	# lock), and which getdents64 then lists it.
+	rm -rf "$T/ref"
+	cp -a "$Q" "$T/ref"
+	run -1 traced_env strace -qq -o "$T/trace" -e trace=openat,getdents64 \
+	    mq-recv -L 60 "$T/ref"
+	read -r o g < <(awk '/^openat\(/ { o++ } /^getdents64\(/ { g++ }
+	    /"\.lock"/ { lock = 1 }
+	    lock && !ko && /^openat\([0-9]+, "\.",/ { ko = o; next }
+	    ko && /^getdents64\(/ { print ko, g; exit }' "$T/trace")
+	[ -n "$g" ] || fail "no look in cur/ after the group's lock"
+	for at in "openat:error=EMFILE:when=$o" "getdents64:error=EIO:when=$g"; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="$at" mq-recv -L 60 -o "$T/got" "$Q"
+		case $at in
+		*EMFILE*) assert_failure 75
+			assert_equal "$stderr" "mq-recv: $Q: Too many open files" ;;
+		*) assert_failure 74
+			assert_equal "$stderr" "mq-recv: $Q: Input/output error" ;;
+		esac
+		[ ! -s "$T/got" ] || fail "$at: a2 was received while a1 is held"
+		assert_equal "$(ls "$Q/cur")" "$held"
+		assert_equal "$(ready_count)" 1
+	done
+	fsck_clean "$Q"
+}
+
 @test "reliability: mq-recv: EIO listing new/ or a bucket exits 74, not 1 as if nothing were ready" {
 	need_strace
 	mq-send -q "$Q" "$T/small"
