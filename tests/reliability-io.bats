@@ -537,6 +537,23 @@ check_ack() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
 	each_error ack EIO
 }
 
+@test "reliability: mq-ack: EIO listing cur/ for the lease exits 74, not 1 as if the receipt were stale" {
+	need_strace
+	echo body | mq-send -q "$Q"
+	r=$(mq-recv -L 60 -o /dev/null "$Q")
+	lease=$(ls "$Q/cur")
+	for act in "" --retry --fail "--extend 10m"; do
+		# shellcheck disable=SC2086 # the action and its argument
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject=getdents64:error=EIO:when=1 mq-ack $act "$Q" "$r"
+		[ "$status" = 74 ] || fail "mq-ack $act: exit $status, want 74"
+		assert_equal "$stderr" "mq-ack: $r: Input/output error"
+		assert_equal "$(ls "$Q/cur")" "$lease"
+	done
+	run -0 mq-ack "$Q" "$r"
+	assert_equal "$(ls "$Q/cur")" ""
+}
+
 prep_retry() { prep_ack "$1"; }
 cmd_retry() { CMD=(mq-ack --retry "$1/q" "$(cat "$1/receipt")"); }
 check_retry() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
