@@ -515,6 +515,30 @@ first_call() {
 	fsck_clean "$Q"
 }
 
+@test "reliability: a waiting mq-recv whose look for the next lease end fails (EIO listing cur/) exits 74 instead of sleeping past it" {
+	need_strace
+	echo body | mq-send -q "$Q"
+	mq-recv -L 6 -o /dev/null "$Q" >/dev/null
+	# Which getdents64 lists cur/ to time the wait: in the second look
+	# at cur/ after the waiter is made (the first is the claim's).
+	rm -rf "$T/ref"
+	cp -a "$Q" "$T/ref"
+	run -1 traced_env strace -qq -o "$T/trace" \
+	    -e trace=openat,getdents64,inotify_init1 mq-recv -t 1 "$T/ref"
+	k=$(awk '/^openat\([0-9]+, "cur"/ { cur = $NF }
+	    /^getdents64\(/ { g++ }
+	    /^inotify_init1\(/ { w = 1 }
+	    w && index($0, "openat(" cur ", \".\",") == 1 && ++n == 2 { want = 1 }
+	    want && /^getdents64\(/ { print g; exit }' "$T/trace")
+	[ -n "$k" ] || fail "no timing look at cur/ in the untouched run"
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject="getdents64:error=EIO:when=$k" mq-recv -t 8 -o "$T/got" "$Q"
+	assert_failure 74
+	assert_equal "$stderr" "mq-recv: $Q: Input/output error"
+	wait_for 10 after_ns "$(newest_deadline "$T/q")"
+	mq-recv "$Q" | cmp - <(echo body)
+}
+
 @test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
 	need_strace
 	id=$(mq-send "$Q" "$T/small")
