@@ -11,7 +11,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,22 +28,17 @@ mq_lease_find(struct mq_queue *q, const char *receipt, char *name,
 	int64_t deadline;
 	char kind;
 	size_t len = strlen(receipt);
-	int curfd, fd, found = 0;
+	int curfd, found = 0, saved;
 	DIR *d;
 
 	if (!mq_receipt_valid(receipt)) {
 		errno = MQ_EBADRECEIPT;
 		return -1;
 	}
-	if ((curfd = mq_dir(q, MQ_DIR_CUR)) == -1)
+	if ((curfd = mq_dir(q, MQ_DIR_CUR)) == -1 ||
+	    (d = mq_opendirat(curfd, ".")) == NULL)
 		return -1;
-	if ((fd = openat(curfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	if ((d = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, receipt, len) == 0 &&
 		    de->d_name[len] == '.' &&
 		    mq_lease_name_parse(de->d_name, &seq, &n, &kind,
@@ -54,7 +48,14 @@ mq_lease_find(struct mq_queue *q, const char *receipt, char *name,
 			break;
 		}
 	}
+	saved = errno;
 	closedir(d);
+	/* A listing cut short says nothing of the lease: the settlement
+	 * fails with the error, not as if the receipt were stale. */
+	if (!found && saved != 0) {
+		errno = saved;
+		return -1;
+	}
 	if (!found) {
 		errno = MQ_ESTALE;
 		return -1;

@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,56 +72,13 @@ host(void)
 	return name;
 }
 
-/* Make keys/.lock with the queue's mode whatever the umask, since every
- * sender in the queue's group opens it for writing.  It is made in tmp/
- * and linked into place once its mode is set, so that no sender finds it
- * with the creator's umask still on it; a sender killed meanwhile leaves
- * a file in tmp/, removed once stale like any other. */
-static int
-make_lock(struct mq_queue *q, int kfd)
-{
-	char name[64];
-	int tmpfd, fd, rc, saved;
-
-	if ((tmpfd = mq_dir(q, MQ_DIR_TMP)) == -1)
-		return -1;
-	snprintf(name, sizeof(name), "%ld.%" PRId64 ".keys-lock",
-	    (long)getpid(), mq_now_ns());
-	fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, q->file_mode);
-	if (fd == -1)
-		return -1;
-	rc = fchmod(fd, q->file_mode);
-	close(fd);
-	/* Another sender's lock made meanwhile is as good. */
-	if (rc == 0 && linkat(tmpfd, name, kfd, ".lock", 0) == -1 &&
-	    errno != EEXIST)
-		rc = -1;
-	saved = errno;
-	unlinkat(tmpfd, name, 0);
-	errno = saved;
-	return rc;
-}
-
-/* Deciding about a key, and writing the id into it, happen under an OFD
- * lock on keys/.lock: a sender that judged a key stale can then not take
- * it over just as its owner writes the id.  Waiting is done unlocked. */
+/* Deciding about a key, and writing the id into it, happen under the lock
+ * on keys/.lock: a sender that judged a key stale can then not take it
+ * over just as its owner writes the id.  Waiting is done unlocked. */
 static int
 keys_lock(struct mq_queue *q, int kfd)
 {
-	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	int fd;
-
-	while ((fd = openat(kfd, ".lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC)) ==
-	    -1)
-		if (errno != ENOENT || make_lock(q, kfd) == -1)
-			return -1;
-	while (fcntl(fd, F_OFD_SETLKW, &lk) == -1)
-		if (errno != EINTR) {
-			close(fd);
-			return -1;
-		}
-	return fd;
+	return mq_folder_lock(q, kfd, "keys");
 }
 
 static void

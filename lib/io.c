@@ -5,9 +5,12 @@
  * failed fsync is reported, never retried, because after an EIO the page
  * cache may already have dropped the data it claims to have synced.
  * Renames never replace: a message must not silently overwrite another.
+ * A folder's .lock, under which processes decide about its files (keys/,
+ * groups/) one at a time, is taken here too.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -341,4 +344,57 @@ mq_write_file(struct mq_queue *q, const char *name, const void *buf,
 		return -1;
 	}
 	return fsync(q->fd);
+}
+
+/* Make DIR/.lock with the queue's mode whatever the umask, since every
+ * process in the queue's group opens it for writing.  It is made in tmp/
+ * as PID.NS.WHAT-lock and linked into place once its mode is set, so that
+ * no one finds it with the creator's umask still on it; a process killed
+ * meanwhile leaves a file in tmp/, removed once stale like any other. */
+static int
+make_lock(struct mq_queue *q, int dirfd, const char *what)
+{
+	char name[64];
+	int tmpfd, fd, rc, saved;
+
+	if ((tmpfd = mq_dir(q, MQ_DIR_TMP)) == -1)
+		return -1;
+	snprintf(name, sizeof(name), "%ld.%" PRId64 ".%s-lock",
+	    (long)getpid(), mq_now_ns(), what);
+	fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, q->file_mode);
+	if (fd == -1)
+		return -1;
+	rc = fchmod(fd, q->file_mode);
+	close(fd);
+	/* Another process's lock made meanwhile is as good. */
+	if (rc == 0 && linkat(tmpfd, name, dirfd, ".lock", 0) == -1 &&
+	    errno != EEXIST)
+		rc = -1;
+	saved = errno;
+	unlinkat(tmpfd, name, 0);
+	errno = saved;
+	return rc;
+}
+
+/* An OFD write lock on DIR/.lock (WHAT names DIR in the name it is made
+ * under), waited for; the descriptor, whose close releases it, or -1.
+ * The lock, unlike a pid, is dropped when its holder dies and is seen
+ * from every host of an NFS mount. */
+int
+mq_folder_lock(struct mq_queue *q, int dirfd, const char *what)
+{
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd;
+
+	while ((fd = openat(dirfd, ".lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC)) ==
+	    -1)
+		if (errno != ENOENT || make_lock(q, dirfd, what) == -1)
+			return -1;
+	while (fcntl(fd, F_OFD_SETLKW, &lk) == -1)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
 }

@@ -10,7 +10,9 @@
  * claim.c): when the holder dies, even by SIGKILL, the kernel drops the
  * lock and the message is free at once instead of at the end of its
  * lease.  Delays and lease ends are in the file names, so one listing of
- * delay/ and cur/ also says when the next one falls due.
+ * delay/ and cur/ also says when the next one falls due; a listing cut
+ * short by an error fails the reap, since a waiter would otherwise sleep
+ * past an end it did not see.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -94,7 +96,7 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 		return -1;
 	if ((d = mq_opendirat(delayfd, ".")) == NULL)
 		return -1;
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (mq_delay_name_parse(de->d_name, &due, &seq, &n) == -1)
 			continue;
 		if (due > now) {
@@ -106,6 +108,8 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 		    1), moved) == -1)
 			return closedir_failed(d);
 	}
+	if (errno != 0)
+		return closedir_failed(d);
 	closedir(d);
 	return 0;
 }
@@ -129,7 +133,7 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 		return -1;
 	if ((d = mq_opendirat(curfd, ".")) == NULL)
 		return -1;
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (mq_lease_name_parse(de->d_name, &seq, &n, &kind,
 		    &deadline) == -1)
 			continue;
@@ -148,6 +152,8 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 		if (counted(rc, &moved) == -1)
 			return closedir_failed(d);
 	}
+	if (errno != 0)
+		return closedir_failed(d);
 	closedir(d);
 	if (next_ns != NULL)
 		*next_ns = next;

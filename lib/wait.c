@@ -14,7 +14,9 @@
  * them; a lock holder's death raises no event in the folder, so while
  * any lease is held by a lock the sleep is at most a second.
  * Where inotify cannot see other hosts' changes (network filesystems) the
- * waiter polls.
+ * waiter polls; so it does while a bucket could not be watched (no
+ * watches left), since a message could arrive there unseen, and it tries
+ * the bucket's watch again at every arm.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +38,7 @@ struct mq_waiter {
 	int ifd;
 	int new_wd;		/* the watch on new/, whose events name buckets */
 	int relist;		/* buckets may be unwatched: list new/ */
+	int blind;		/* a bucket could not be watched: poll */
 };
 
 /* Watch QUEUE/DIR, or QUEUE/new/BUCKET; returns the watch descriptor. */
@@ -112,6 +115,17 @@ mq_waiter_fd(const struct mq_waiter *w)
 	return w->ifd;
 }
 
+/* Watch bucket NAME of new/.  One removed meanwhile, or that is no
+ * directory, needs no watch; one that cannot be watched for another
+ * reason (no watches left) makes the waiter poll. */
+static void
+watch_bucket(struct mq_waiter *w, const char *name)
+{
+	if (watch(w, MQ_DIR_NEW, name, IN_CREATE | IN_MOVED_TO) == -1 &&
+	    errno != ENOENT && errno != ENOTDIR)
+		w->blind = 1;
+}
+
 /* Watch every bucket in new/. */
 static int
 watch_buckets(struct mq_waiter *w)
@@ -119,22 +133,18 @@ watch_buckets(struct mq_waiter *w)
 	struct dirent *de;
 	struct mq_bucket b;
 	DIR *d;
-	int fd;
+	int saved;
 
-	fd = openat(w->q->dirfd[MQ_DIR_NEW], ".", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC);
-	if (fd == -1)
+	if ((d = mq_opendirat(w->q->dirfd[MQ_DIR_NEW], ".")) == NULL)
 		return -1;
-	if ((d = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -1;
-	}
-	/* A bucket removed meanwhile needs no watch. */
-	while ((de = readdir(d)) != NULL)
+	while ((errno = 0, de = readdir(d)) != NULL)
 		if (mq_bucket_name_parse(de->d_name, &b) == 0)
-			watch(w, MQ_DIR_NEW, de->d_name, IN_CREATE | IN_MOVED_TO);
+			watch_bucket(w, de->d_name);
+	/* A listing cut short left buckets unwatched. */
+	saved = errno;
 	closedir(d);
-	return 0;
+	errno = saved;
+	return saved != 0 ? -1 : 0;
 }
 
 /* Read the pending events: watch each bucket made in new/, and note
@@ -156,8 +166,7 @@ take_events(struct mq_waiter *w)
 			else if (ev->wd == w->new_wd && (ev->mask & IN_ISDIR) &&
 			    ev->len > 0 &&
 			    mq_bucket_name_parse(ev->name, &b) == 0)
-				watch(w, MQ_DIR_NEW, ev->name, IN_CREATE |
-				    IN_MOVED_TO);
+				watch_bucket(w, ev->name);
 		}
 	}
 }
@@ -168,7 +177,8 @@ mq_waiter_arm(struct mq_waiter *w)
 	if (w->ifd == -1)
 		return 0;
 	take_events(w);
-	if (w->relist) {
+	if (w->relist || w->blind) {
+		w->blind = 0;
 		if (watch_buckets(w) == -1)
 			return -1;
 		w->relist = 0;
@@ -197,7 +207,7 @@ mq_waiter_timeout(struct mq_waiter *w, int limit_ms, int *ms_out)
 	}
 	if (locked && (ms < 0 || ms > LOCK_POLL_MS))
 		ms = LOCK_POLL_MS;
-	if (w->ifd == -1 && (ms < 0 || ms > POLL_MS))
+	if ((w->ifd == -1 || w->blind) && (ms < 0 || ms > POLL_MS))
 		ms = POLL_MS;
 	*ms_out = (int)ms;
 	return 0;

@@ -240,6 +240,29 @@ check_claim() { once "$1"; }
 	crash_every_step claim '^renameat\(.*"[0-9a-f]{16}\.1\.l[0-9a-f]{12}\.[0-9]{19}"\) = 0'
 }
 
+# A claim of a grouped message also makes it its group's holder in
+# groups/: a kill there must not hold up the group.
+prep_grouped() {
+	mkdir -p "$1"
+	mq-init "$1/q"
+	echo a1 | mq-send -q -g A "$1/q"
+	echo a2 | mq-send -q -g A "$1/q"
+}
+cmd_grouped() { CMD=(mq-recv -L 3 -o "$1/claimed" "$1/q"); }
+now_grouped() { now_claim "$@"; }
+check_grouped() {
+	local d=$1 got
+	fsck_clean "$d/q" || return 1
+	got=$(drain "$d/q" "$d/got") || return 1
+	[ "$got" = 2 ] || { echo "delivered $got of the group's 2 messages" >&2; return 1; }
+	[ "$(cat "$d/got/1")" = a1 ] && [ "$(cat "$d/got/2")" = a2 ] ||
+		{ echo "the group's messages came out of order" >&2; return 1; }
+}
+
+@test "reliability: mq-recv -L of a message in a group killed at every system call" {
+	crash_every_step grouped '^renameat\(.*"[0-9a-f]{16}\.1\.l[0-9a-f]{12}\.[0-9]{19}"\) = 0'
+}
+
 prep_ack() { prep_leased "$1"; }
 cmd_ack() { CMD=(mq-ack "$1/q" "$(cat "$1/receipt")"); }
 now_ack() {

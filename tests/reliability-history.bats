@@ -140,6 +140,34 @@ next_id() {
 	assert_equal "$(bg_out send)" 00000100000003ff
 }
 
+# A group race, made certain with strace: a claimer that judged the
+# group's holder gone is held just before it renames the holder's record
+# away, while another claimer comes to the group's next message.
+
+@test "history: a claimer that found a group's holder gone never lets a second message of the group be held with its own" {
+	need_strace
+	for m in a0 a1 a2; do echo "$m" | mq-send -q -g A "$Q"; done
+	r=$(mq-recv -L 30 -o /dev/null "$Q")
+	mq-ack "$Q" "$r"
+	# The first claimer holds a1's lock while it takes the group over
+	# from a0, gone; the rename of a0's record is its first.
+	# (LeakSanitizer cannot run under ptrace.)
+	bg_start first env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+	    strace -o "$BATS_TEST_TMPDIR/first.trace" \
+	    -e trace=renameat -e inject=renameat:delay_enter=3000000:when=1 \
+	    mq-recv -L 30 "$Q"
+	wait_for 10 grep -q '^renameat(' "$BATS_TEST_TMPDIR/first.trace"
+	# The second finds a1 being claimed and comes to a2: it must not
+	# take the group, now or by the first claimer's rename later.
+	run --separate-stderr mq-recv -L 30 "$Q"
+	assert_failure 1
+	bg_wait 20 first
+	assert_equal "$(bg_rc first)" 0
+	assert_equal "$(bg_out first)" a1
+	assert_equal "$(find "$Q/cur" -type f | wc -l)" 1
+	assert_equal "$(ready_count)" 1
+}
+
 # The checker must be able to fail: hand-made histories, each with one
 # violation, are caught; a clean one passes.
 

@@ -158,6 +158,26 @@ planted() {
 @test "hostile: a directory planted in dead/ and redriven is quarantined with its contents" { planted dead dir; }
 @test "hostile: a hard link to an outside message planted in dead/ and redriven is never delivered" { planted dead hard; }
 
+# planted_holder KIND: a KIND planted in groups/ as the holder of group
+# A holds nothing up: the group's messages flow, in order.
+planted_holder() {
+	mkdir "$Q/groups"
+	plant "$1" "$Q/groups/$(printf A | b2sum -l 128 | cut -d' ' -f1)"
+	echo a1 | mq-send -q -g A "$Q"
+	echo a2 | mq-send -q -g A "$Q"
+	for m in a1 a2; do
+		run --separate-stderr timeout 10 mq-recv "$Q"
+		assert_equal "$stderr" ""
+		assert_success
+		assert_output "$m"
+	done
+	outside_intact
+}
+
+@test "hostile: a symlink planted as a group's holder is taken over, not followed" { planted_holder symlink; }
+@test "hostile: a FIFO planted as a group's holder is taken over without hanging" { planted_holder fifo; }
+@test "hostile: a directory planted as a group's holder is taken over" { planted_holder dir; }
+
 @test "hostile: mq-ls, mq-stat and mq-purge meet planted files in every folder without following them" {
 	gap
 	plant symlink "$(planted_at bucket)"

@@ -447,6 +447,57 @@ first_call() {
 	fsck_clean "$Q"
 }
 
+@test "reliability: mq-recv: ENOSPC writing a group's holder exits 75 and leaves the group to the next claim" {
+	need_strace
+	a1=$(echo a1 | mq-send -g A "$Q")
+	echo a2 | mq-send -q -g A "$Q"
+	k=$(first_call write "\"$a1\"") || fail "no holder written in the untouched run"
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject="write:error=ENOSPC:when=$k" mq-recv "$Q"
+	assert_failure 75
+	assert_equal "$stderr" "mq-recv: $Q: No space left on device"
+	assert_equal "$(ready_count)" 2
+	run -0 mq-recv "$Q"
+	assert_output a1
+	run -0 mq-recv "$Q"
+	assert_output a2
+	fsck_clean "$Q"
+}
+
+@test "reliability: mq-recv: EMFILE or EIO looking for a group's holder in cur/ fails the claim instead of taking the group from the holder" {
+	need_strace
+	echo a1 | mq-send -q -g A "$Q"
+	echo a2 | mq-send -q -g A "$Q"
+	run -0 mq-recv -L 60 -o /dev/null "$Q"
+	held=$(ls "$Q/cur")
+	# A second claim comes to a2 and looks for its group's holder, a1:
+	# which openat opens cur/ for that (the first after the group's
+	# lock), and which getdents64 then lists it.
+	rm -rf "$T/ref"
+	cp -a "$Q" "$T/ref"
+	run -1 traced_env strace -qq -o "$T/trace" -e trace=openat,getdents64 \
+	    mq-recv -L 60 "$T/ref"
+	read -r o g < <(awk '/^openat\(/ { o++ } /^getdents64\(/ { g++ }
+	    /"\.lock"/ { lock = 1 }
+	    lock && !ko && /^openat\([0-9]+, "\.",/ { ko = o; next }
+	    ko && /^getdents64\(/ { print ko, g; exit }' "$T/trace")
+	[ -n "$g" ] || fail "no look in cur/ after the group's lock"
+	for at in "openat:error=EMFILE:when=$o" "getdents64:error=EIO:when=$g"; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="$at" mq-recv -L 60 -o "$T/got" "$Q"
+		case $at in
+		*EMFILE*) assert_failure 75
+			assert_equal "$stderr" "mq-recv: $Q: Too many open files" ;;
+		*) assert_failure 74
+			assert_equal "$stderr" "mq-recv: $Q: Input/output error" ;;
+		esac
+		[ ! -s "$T/got" ] || fail "$at: a2 was received while a1 is held"
+		assert_equal "$(ls "$Q/cur")" "$held"
+		assert_equal "$(ready_count)" 1
+	done
+	fsck_clean "$Q"
+}
+
 @test "reliability: mq-recv: EIO listing new/ or a bucket exits 74, not 1 as if nothing were ready" {
 	need_strace
 	mq-send -q "$Q" "$T/small"
@@ -462,6 +513,30 @@ first_call() {
 	done
 	mq-recv "$Q" | cmp - "$T/small"
 	fsck_clean "$Q"
+}
+
+@test "reliability: a waiting mq-recv whose look for the next lease end fails (EIO listing cur/) exits 74 instead of sleeping past it" {
+	need_strace
+	echo body | mq-send -q "$Q"
+	mq-recv -L 6 -o /dev/null "$Q" >/dev/null
+	# Which getdents64 lists cur/ to time the wait: in the second look
+	# at cur/ after the waiter is made (the first is the claim's).
+	rm -rf "$T/ref"
+	cp -a "$Q" "$T/ref"
+	run -1 traced_env strace -qq -o "$T/trace" \
+	    -e trace=openat,getdents64,inotify_init1 mq-recv -t 1 "$T/ref"
+	k=$(awk '/^openat\([0-9]+, "cur"/ { cur = $NF }
+	    /^getdents64\(/ { g++ }
+	    /^inotify_init1\(/ { w = 1 }
+	    w && index($0, "openat(" cur ", \".\",") == 1 && ++n == 2 { want = 1 }
+	    want && /^getdents64\(/ { print g; exit }' "$T/trace")
+	[ -n "$k" ] || fail "no timing look at cur/ in the untouched run"
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject="getdents64:error=EIO:when=$k" mq-recv -t 8 -o "$T/got" "$Q"
+	assert_failure 74
+	assert_equal "$stderr" "mq-recv: $Q: Input/output error"
+	wait_for 10 after_ns "$(newest_deadline "$T/q")"
+	mq-recv "$Q" | cmp - <(echo body)
 }
 
 @test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
@@ -484,6 +559,23 @@ check_ack() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
 @test "reliability: mq-ack: EIO at the unlink" {
 	need_strace
 	each_error ack EIO
+}
+
+@test "reliability: mq-ack: EIO listing cur/ for the lease exits 74, not 1 as if the receipt were stale" {
+	need_strace
+	echo body | mq-send -q "$Q"
+	r=$(mq-recv -L 60 -o /dev/null "$Q")
+	lease=$(ls "$Q/cur")
+	for act in "" --retry --fail "--extend 10m"; do
+		# shellcheck disable=SC2086 # the action and its argument
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject=getdents64:error=EIO:when=1 mq-ack $act "$Q" "$r"
+		[ "$status" = 74 ] || fail "mq-ack $act: exit $status, want 74"
+		assert_equal "$stderr" "mq-ack: $r: Input/output error"
+		assert_equal "$(ls "$Q/cur")" "$lease"
+	done
+	run -0 mq-ack "$Q" "$r"
+	assert_equal "$(ls "$Q/cur")" ""
 }
 
 prep_retry() { prep_ack "$1"; }

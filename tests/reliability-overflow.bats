@@ -5,7 +5,9 @@
 # inotify instance's queue from /proc/sys/fs/inotify/max_queued_events
 # when the instance is made, so the limit is lowered only while the
 # watcher starts, then put back (and teardown puts it back whatever
-# happened): other programs on the machine keep their usual queue.
+# happened): other programs on the machine keep their usual queue.  A
+# bucket that cannot be watched at all (no watches left, injected with
+# strace) must not hide a message sent there either.
 load helpers/common
 
 LIMIT=/proc/sys/fs/inotify/max_queued_events
@@ -107,4 +109,25 @@ lines_out() { [ "$(wc -l <"$T/watch.out")" -ge "$1" ]; }
 	# It woke and took the oldest ready message (its handler failed).
 	assert_equal "$(bg_rc recv)" 75
 	assert_equal "$(find "$Q/new" -name '*.1' | wc -l)" 1
+}
+
+@test "overflow: a waiting mq-recv whose bucket cannot be watched (no inotify watches left) polls, and gets a message sent there" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	echo first | mq-send -q "$Q"
+	mq-recv -o /dev/null "$Q"
+	# The emptied bucket stays, the newest of its priority: the
+	# waiter's fourth watch, after new/, cur/ and delay/, is on it.
+	# (LeakSanitizer cannot run under ptrace.)
+	bg_start recv env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+	    strace -qq -o "$T/trace" -e trace=inotify_add_watch,poll \
+	    -e inject=inotify_add_watch:error=ENOSPC:when=4 mq-recv -t 30 "$Q"
+	wait_for 10 grep -q '^poll(' "$T/trace"
+	# Killing strace would leave mq-recv running, detached: kill it too.
+	bg_adopt "$(pgrep -P "$(bg_pid recv)")"
+	grep -q 'new/[0-9a-f]*", .*= -1 ENOSPC' "$T/trace" ||
+	    fail "the bucket's watch was not the one failed: $(cat "$T/trace")"
+	echo second | mq-send -q "$Q"
+	bg_wait 5 recv
+	assert_equal "$(bg_rc recv)" 0
+	assert_equal "$(bg_out recv)" second
 }

@@ -102,6 +102,24 @@ shared() { mq-init -m "$1" -g "$MQGRP" "$Q"; }
 	assert_success
 }
 
+@test "perms: -m 2770 -g: consumers in the group take turns on a message group, whatever the umask of the first" {
+	shared 2770
+	for m in a1 a2 a3; do echo "$m" | as "$PROD1" mq-send -q -g A "$Q"; done
+	# The first claim of the group makes groups/, its lock and the
+	# group's holder, under umask 077.
+	run as "$PROD1" sh -c 'umask 077; mq-recv "$1"' _ "$Q"
+	assert_success
+	assert_output a1
+	run --separate-stderr as "$CONS" mq-recv "$Q"
+	assert_equal "$stderr" ""
+	assert_success
+	assert_output a2
+	run as "$PROD2" mq-recv "$Q"
+	assert_output a3
+	assert_equal "$(stat -c '%a %G' "$Q/groups/.lock")" "660 $MQGRP"
+	assert_equal "$(ls -A "$Q/tmp")" ""
+}
+
 @test "perms: -m 2770 -g: an outsider can neither send, receive, list, settle nor read a body" {
 	shared 2770
 	id=$(as "$PROD1" mq-send "$Q" <<<"secret body")
