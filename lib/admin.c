@@ -5,7 +5,8 @@
  * is received before everything sent after it: redrive restores a
  * message, it does not re-send it.  Each move is the same single rename a
  * consumer's retry is, so redrive and purge are safe to run while
- * producers and consumers work.
+ * producers and consumers work.  Redrive moves only regular files: what
+ * else lies in dead/ under a dead letter's name goes to quarantine/.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +52,18 @@ redrive_one(const struct mq_entry *e, void *arg)
 
 	if (!wanted(r, e) || mq_id_parse(e->id, &seq) == -1)
 		return 0;
+	/* A link, FIFO, socket, device or directory under a dead letter's
+	 * name is no message: redriven, it would be counted as restored and
+	 * then set aside by the first consumer to meet it.  It is set aside
+	 * here instead, where the admin sees it (the quarantine hook). */
+	if (!S_ISREG(e->st.st_mode)) {
+		if (mq_quarantine(r->q, e->dirfd, e->name, MQ_EBADMSG) == -1 &&
+		    errno != ENOENT) {
+			r->err = errno;
+			return 1;
+		}
+		return 0;
+	}
 	if (mq_move_to_ready(r->q, e->dirfd, e->name, seq,
 	    r->reset ? 0 : e->attempts, -1, 1) == -1) {
 		if (errno == ENOENT)

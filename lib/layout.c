@@ -540,7 +540,8 @@ mq_move_to_dead(struct mq_queue *q, int fromfd, const char *from,
 /* Move a file that is not a well-formed message out of the way.  The
  * quarantine keeps the original name, with the time in front so that two
  * files of one name do not collide, and a NAME.reason file beside it
- * saying why; nothing there is ever removed automatically. */
+ * saying why; nothing there is ever removed automatically.  The
+ * queue's quarantine hook, if set, is told of each file moved. */
 int
 mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err)
 {
@@ -568,5 +569,7 @@ mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err)
 			mq_write_all(fd, "\n", 1);
 		close(fd);
 	}
+	if (q->on_quarantine != NULL)
+		q->on_quarantine(from, err, q->on_quarantine_arg);
 	return 0;
 }

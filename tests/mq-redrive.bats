@@ -268,3 +268,27 @@ $b.2.failed"
 	assert_success
 	assert_output --regexp '^mq-redrive [0-9]+\.[0-9]+\.[0-9]+$'
 }
+
+@test "mq-redrive: a symlink, FIFO or directory in dead/ under a dead-letter name is quarantined, named on stderr, not counted" {
+	id=$(send real)
+	kill_next >/dev/null
+	echo outside >"$BATS_TEST_TMPDIR/target"
+	ln -s "$BATS_TEST_TMPDIR/target" "$Q/dead/00000100000000a1.1.failed"
+	mkfifo "$Q/dead/00000100000000a2.1.failed"
+	mkdir "$Q/dead/00000100000000a3.1.failed"
+	run --separate-stderr timeout 10 mq-redrive "$Q"
+	assert_success
+	assert_output 1
+	# In the order of dead/'s listing.
+	assert_equal "$(sort <<<"$stderr")" "mq-redrive: $Q: dead/00000100000000a1.1.failed: Damaged message file: moved to quarantine
+mq-redrive: $Q: dead/00000100000000a2.1.failed: Damaged message file: moved to quarantine
+mq-redrive: $Q: dead/00000100000000a3.1.failed: Damaged message file: moved to quarantine"
+	assert_equal "$(names_in new)" "$id.1"
+	assert_equal "$(ls -A "$Q/dead")" ""
+	assert_equal "$(quarantined | sed 's/^[0-9]*\.//' | sort)" "00000100000000a1.1.failed
+00000100000000a2.1.failed
+00000100000000a3.1.failed"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/target")" outside
+	run deliver
+	assert_output "$id 2 real"
+}
