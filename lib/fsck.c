@@ -8,7 +8,7 @@
  * is not the queue's (so that some consumer could not read them); leases
  * and delays that have run out.  Repairs never delete a message: files
  * that are not messages go to quarantine/, run-out leases go back to
- * ready, only stale temporary files (never sent) are removed.  Without
+ * ready (or to dead/ when their attempts are used up), only stale temporary files (never sent) are removed.  Without
  * fix nothing is changed, so a dry run is safe on a live queue.  What
  * cannot be read for now (no descriptor, an I/O error) is never taken
  * for damage: the rest is checked and the whole check fails with why.
@@ -146,9 +146,13 @@ check_config(struct fsck *f)
 		    "give the queue its own copy", rc);
 		return;
 	}
-	/* A config cannot be repaired without guessing what was meant. */
+	/* A config cannot be repaired without guessing what was meant; nor
+	 * can a run-out lease be moved without its max-attempts, so a repair
+	 * fails in the end with why. */
 	if (mq_config(f->q, &c) == -1) {
 		int fix = f->fix;
+		if (fix)
+			unchecked(f);
 		f->fix = 0;
 		report(f, "config", mq_strerror(errno), "edit it by hand", -1);
 		f->fix = fix;
@@ -416,15 +420,44 @@ check_bucket_strays(struct fsck *f)
 	free(b);
 }
 
+/* A lease or delay that ran out.  With fix it is moved here, as a reap
+ * would, so that what is reported is what this move did.  A lease whose
+ * holder died before its end is no problem and is left to the next
+ * consumer's reap. */
 static int
 count_expired(const struct mq_entry *e, void *arg)
 {
 	struct fsck *f = arg;
+	struct mq_config cfg;
+	const char *what, *action = "make it ready again";
+	uint64_t seq;
+	int rc = 0, dead = 0;
 
-	if (e->when_ns != 0 && e->when_ns <= mq_now_ns())
-		report(f, e->path, e->state == MQ_INFLIGHT ?
-		    "lease ran out" : "delay is over", "make it ready again",
-		    0);
+	if (e->when_ns == 0 || e->when_ns > mq_now_ns() ||
+	    mq_id_parse(e->id, &seq) == -1)
+		return 0;
+	what = e->state == MQ_INFLIGHT ? "lease ran out" : "delay is over";
+	if (e->state == MQ_INFLIGHT) {
+		if (mq_config(f->q, &cfg) == -1) {
+			report(f, e->path, what, action, -1);
+			return 0;
+		}
+		if ((dead = e->attempts >= cfg.max_attempts))
+			action = "move it to dead/ (attempts used up)";
+	}
+	if (f->fix) {
+		if (dead)
+			rc = mq_move_to_dead(f->q, e->dirfd, e->name, seq,
+			    e->attempts, "attempts");
+		else
+			rc = mq_move_to_ready(f->q, e->dirfd, e->name, seq,
+			    e->attempts, -1, 1);
+		/* Gone: a consumer's reap or claim was first. */
+		if (rc == -1 && errno == ENOENT)
+			rc = 0;
+		rc = rc == -1 ? -1 : 0;
+	}
+	report(f, e->path, what, action, rc);
 	return 0;
 }
 
@@ -462,8 +495,6 @@ mq_fsck(const char *operand, int fix,
 	    check_entry, &f) == -1 ||
 	    mq_walk(f.q, MQ_STATE_BIT(MQ_INFLIGHT) | MQ_STATE_BIT(MQ_DELAYED),
 	    count_expired, &f) == -1)
-		unchecked(&f);
-	if (fix && mq_reap(f.q, NULL, NULL) == -1)
 		unchecked(&f);
 	rc = f.problems;
 	if (f.err != 0) {
