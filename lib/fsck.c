@@ -2,13 +2,15 @@
  * fsck.c - finding, and repairing, what a crash or a careless admin left.
  *
  * Checks, in order: the queue's folders, its sequence counter and config;
+ * the modes and groups of keys/, groups/ and fanout/ and their files;
  * files left in tmp/ by killed producers; names in every state folder
  * that are not messages, and message files that are not regular, do not
- * parse, or carry another id than their name; files whose mode or group
- * is not the queue's (so that some consumer could not read them); leases
- * and delays that have run out.  Repairs never delete a message: files
- * that are not messages go to quarantine/, run-out leases go back to
- * ready (or to dead/ when their attempts are used up), only stale temporary files (never sent) are removed.  Without
+ * parse, or carry another id than their name; message files whose mode
+ * or group is not the queue's (so that some consumer could not read
+ * them); leases and delays that have run out.  Repairs never delete a
+ * message: files that are not messages go to quarantine/, run-out leases
+ * go back to ready (or to dead/ when their attempts are used up), only
+ * stale temporary files (never sent) are removed.  Without
  * fix nothing is changed, so a dry run is safe on a live queue.  What
  * cannot be read for now (no descriptor, an I/O error) is never taken
  * for damage: the rest is checked and the whole check fails with why.
@@ -156,6 +158,84 @@ check_config(struct fsck *f)
 		f->fix = 0;
 		report(f, "config", mq_strerror(errno), "edit it by hand", -1);
 		f->fix = fix;
+	}
+}
+
+/* Mode and group of one file or folder beside the messages, as
+ * check_entry does for messages. */
+static void
+check_owner(struct fsck *f, int dirfd, const char *name, const char *rel,
+    const struct stat *st, mode_t want)
+{
+	int rc = 0;
+
+	if ((st->st_mode & 07777) != want) {
+		if (f->fix)
+			rc = mq_chmodat(dirfd, name, want);
+		report(f, rel, "mode differs from the queue's",
+		    S_ISDIR(st->st_mode) ? "set the queue's folder mode" :
+		    "set the queue's file mode", rc);
+	}
+	if (f->want_gid && st->st_gid != f->gid) {
+		rc = 0;
+		if (f->fix)
+			rc = fchownat(dirfd, name, (uid_t)-1, f->gid,
+			    AT_SYMLINK_NOFOLLOW);
+		report(f, rel, "group differs from the queue's",
+		    "set the queue's group", rc);
+	}
+}
+
+/* keys/, groups/ and fanout/ are made when first needed, and every
+ * producer or consumer must be able to write what is in them: a keys/.lock
+ * left 0644 by an older version on a queue shared by a group fails
+ * every other member's mq-send -k with EACCES.  Links and other odd
+ * entries in them are not followed, only regular files are looked at. */
+static void
+check_shared(struct fsck *f)
+{
+	static const char *const names[] = { "keys", "groups", "fanout" };
+	char rel[2 * NAME_MAX + 2];
+	struct dirent *de;
+	struct stat st;
+	size_t i;
+	int dfd;
+	DIR *d;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (fstatat(f->q->fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == -1) {
+			if (errno != ENOENT)
+				unchecked(f);
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode))
+			continue;
+		snprintf(rel, sizeof(rel), "%s/", names[i]);
+		check_owner(f, f->q->fd, names[i], rel, &st, f->q->dir_mode);
+		if ((d = mq_opendirat(f->q->fd, names[i])) == NULL) {
+			unchecked(f);
+			continue;
+		}
+		dfd = dirfd(d);
+		while ((errno = 0, de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			if (fstatat(dfd, de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == -1) {
+				if (errno != ENOENT)
+					unchecked(f);
+				continue;
+			}
+			if (!S_ISREG(st.st_mode))
+				continue;
+			snprintf(rel, sizeof(rel), "%s/%s", names[i], de->d_name);
+			check_owner(f, dfd, de->d_name, rel, &st,
+			    f->q->file_mode);
+		}
+		if (errno != 0)
+			unchecked(f);
+		closedir(d);
 	}
 }
 
@@ -485,6 +565,7 @@ mq_fsck(const char *operand, int fix,
 	}
 	check_seq(&f);
 	check_config(&f);
+	check_shared(&f);
 	check_tmp(&f);
 	check_strays(&f, MQ_DIR_NEW);
 	check_bucket_strays(&f);

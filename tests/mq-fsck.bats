@@ -503,3 +503,23 @@ $Q: dead/$id.1.failed: not a well-formed message: would move it to quarantine/"
 	assert_success
 	assert_output --regexp '^mq-fsck [0-9]+\.[0-9]+\.[0-9]+$'
 }
+
+@test "mq-fsck: a file of keys/ without the queue's mode is reported and fixed; a link there is not followed" {
+	send keyed >/dev/null
+	echo one | mq-send -q -k one "$Q"
+	key=$(cd "$Q/keys" && ls | grep -v '^\.')
+	chmod 0644 "$Q/keys/$key"
+	echo outside >"$BATS_TEST_TMPDIR/target"
+	chmod 0644 "$BATS_TEST_TMPDIR/target"
+	ln -s "$BATS_TEST_TMPDIR/target" "$Q/keys/link"
+	run mq-fsck "$Q"
+	assert_failure 1
+	assert_output "$Q: keys/$key: mode differs from the queue's: would set the queue's file mode"
+	run mq-fsck --fix "$Q"
+	assert_failure 1
+	assert_output "$Q: keys/$key: mode differs from the queue's: fixed: set the queue's file mode"
+	assert_equal "$(stat -c %a "$Q/keys/$key" "$BATS_TEST_TMPDIR/target")" "600
+644"
+	run mq-fsck "$Q"
+	assert_success
+}
