@@ -123,7 +123,7 @@ check_config(struct fsck *f)
 {
 	struct mq_config c;
 
-	char buf[65536];
+	char buf[65536 + 1];
 	struct stat st;
 	ssize_t n;
 	int fd, rc = 0;
@@ -139,7 +139,11 @@ check_config(struct fsck *f)
 			if (fd != -1) {
 				n = mq_read_full(fd, buf, sizeof(buf));
 				close(fd);
-				if (n >= 0)
+				/* A copy of the first 64 KiB of a longer
+				 * config would be a config no one wrote. */
+				if (n == (ssize_t)sizeof(buf))
+					errno = MQ_EBADCONF;
+				else if (n >= 0)
 					rc = mq_write_file(f->q, "config", buf,
 					    (size_t)n, 1);
 			}
