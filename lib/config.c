@@ -150,8 +150,10 @@ trim(char *s)
 	return s;
 }
 
+/* topics counts the topic lines parsed so far: a subscriber has one
+ * topic, and of two lines neither can be taken for the one meant. */
 static int
-parse_line(char *line, struct mq_config *c)
+parse_line(char *line, struct mq_config *c, int *topics)
 {
 	char *key, *val, *eq;
 
@@ -220,7 +222,8 @@ parse_line(char *line, struct mq_config *c)
 		return 0;
 	}
 	if (strcmp(key, "topic") == 0)
-		return parse_path(val, c->topic, sizeof(c->topic));
+		return (*topics)++ > 0 ? -1 :
+		    parse_path(val, c->topic, sizeof(c->topic));
 	return -1;
 }
 
@@ -241,6 +244,7 @@ int
 mq_config_parse(char *buf, size_t len, struct mq_config *c)
 {
 	char *line, *next;
+	int topics = 0;
 
 	if (memchr(buf, '\0', len) != NULL) {
 		errno = MQ_EBADCONF;
@@ -250,7 +254,7 @@ mq_config_parse(char *buf, size_t len, struct mq_config *c)
 	for (line = buf; line != NULL; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
-		if (parse_line(line, c) == -1) {
+		if (parse_line(line, c, &topics) == -1) {
 			errno = MQ_EBADCONF;
 			return -1;
 		}

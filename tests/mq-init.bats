@@ -371,3 +371,16 @@ need_group() {
 	assert_equal "$stderr" "mq-recv: $Q: Malformed queue config"
 	assert [ -f "$(ready_file "$id")" ]
 }
+
+@test "mq-init: a second topic line in a subscriber's config is malformed, not a silent replacement of the first" {
+	T=$BATS_TEST_TMPDIR
+	mq-init --subscribe "$T/t1" "$Q"
+	mq-init "$T/t2"
+	id=$(echo kept | mq-send "$Q")
+	echo "topic = $T/t2" >>"$Q/config"
+	assert_equal "$(grep -c '^topic = ' "$Q/config")" 2
+	run --separate-stderr mq-recv -o /dev/null "$Q"
+	assert_failure 78
+	assert_equal "$stderr" "mq-recv: $Q: Malformed queue config"
+	assert [ -f "$(ready_file "$id")" ]
+}
