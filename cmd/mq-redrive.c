@@ -16,12 +16,23 @@ static const char usage[] =
 static const char help[] =
     "Move dead letters of QUEUE back to ready: every one, or the IDs given.\n"
     "A redriven message keeps its id and its place in FIFO order, and its\n"
-    "attempt count unless --reset.  Prints how many were moved.\n\n"
+    "attempt count unless --reset.  Prints how many were moved.  What is\n"
+    "not a regular file goes to quarantine/ instead, with a warning.\n\n"
     "  -r, --reset        start the attempt count afresh\n"
     "  -o, --min-age DUR  only those dead at least DUR\n"
     "  -n, --max-age DUR  only those dead at most DUR\n"
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n";
+
+static const char *queue;
+
+static void
+on_quarantine(const char *name, int err, void *arg)
+{
+	(void)arg;
+	cli_warnx(queue, "dead/%s: %s: moved to quarantine", name,
+	    mq_strerror(err));
+}
 
 int
 main(int argc, char *argv[])
@@ -70,6 +81,8 @@ main(int argc, char *argv[])
 		cli_warn(argv[optind], err);
 		return mq_exit_status(err);
 	}
+	queue = argv[optind];
+	mq_set_quarantine_hook(q, on_quarantine, NULL);
 	n = mq_redrive(q, optind + 1 < argc ?
 	    (const char *const *)argv + optind + 1 : NULL, min_age, max_age,
 	    reset);

@@ -5,13 +5,13 @@
  * is received before everything sent after it: redrive restores a
  * message, it does not re-send it.  Each move is the same single rename a
  * consumer's retry is, so redrive and purge are safe to run while
- * producers and consumers work.
+ * producers and consumers work.  Redrive moves only regular files: what
+ * else lies in dead/ under a dead letter's name goes to quarantine/.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,7 +19,8 @@
 
 struct redrive {
 	struct mq_queue *q;
-	const char *const *ids;
+	uint64_t *ids;		/* sorted, or NULL for every dead letter */
+	size_t nids;
 	time_t oldest, newest;
 	int reset;
 	long moved;
@@ -27,20 +28,27 @@ struct redrive {
 };
 
 static int
-wanted(const struct redrive *r, const struct mq_entry *e)
+compare_ids(const void *a, const void *b)
 {
-	const char *const *id;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
+	return (x > y) - (x < y);
+}
+
+/* An admin may pipe thousands of ids from mq-ls into one redrive of a
+ * queue with as many dead letters: they are sorted once and each dead
+ * letter's id is looked up, not compared with every one. */
+static int
+wanted(const struct redrive *r, const struct mq_entry *e, uint64_t seq)
+{
 	if (r->oldest != 0 && e->st.st_ctime < r->oldest)
 		return 0;
 	if (r->newest != 0 && e->st.st_ctime > r->newest)
 		return 0;
 	if (r->ids == NULL)
 		return 1;
-	for (id = r->ids; *id != NULL; id++)
-		if (strcmp(*id, e->id) == 0)
-			return 1;
-	return 0;
+	return bsearch(&seq, r->ids, r->nids, sizeof(*r->ids),
+	    compare_ids) != NULL;
 }
 
 static int
@@ -49,8 +57,20 @@ redrive_one(const struct mq_entry *e, void *arg)
 	struct redrive *r = arg;
 	uint64_t seq;
 
-	if (!wanted(r, e) || mq_id_parse(e->id, &seq) == -1)
+	if (mq_id_parse(e->id, &seq) == -1 || !wanted(r, e, seq))
 		return 0;
+	/* A link, FIFO, socket, device or directory under a dead letter's
+	 * name is no message: redriven, it would be counted as restored and
+	 * then set aside by the first consumer to meet it.  It is set aside
+	 * here instead, where the admin sees it (the quarantine hook). */
+	if (!S_ISREG(e->st.st_mode)) {
+		if (mq_quarantine(r->q, e->dirfd, e->name, MQ_EBADMSG) == -1 &&
+		    errno != ENOENT) {
+			r->err = errno;
+			return 1;
+		}
+		return 0;
+	}
 	if (mq_move_to_ready(r->q, e->dirfd, e->name, seq,
 	    r->reset ? 0 : e->attempts, -1, 1) == -1) {
 		if (errno == ENOENT)
@@ -66,19 +86,32 @@ long
 mq_redrive(struct mq_queue *q, const char *const *ids, unsigned min_age_s,
     unsigned max_age_s, int reset)
 {
-	struct redrive r = { q, ids, 0, 0, reset, 0, 0 };
+	struct redrive r = { q, NULL, 0, 0, 0, reset, 0, 0 };
 	time_t now = time(NULL);
+	size_t i;
+	int rc, saved;
 
 	/* The change time of a dead letter is when it died. */
 	if (max_age_s != 0)
 		r.oldest = now - (time_t)max_age_s;
 	if (min_age_s != 0)
 		r.newest = now - (time_t)min_age_s;
-	if (mq_walk(q, MQ_STATE_BIT(MQ_DEAD), redrive_one, &r) == -1 &&
-	    r.err == 0)
-		return -1;
-	if (r.err != 0) {
-		errno = r.err;
+	if (ids != NULL) {
+		for (i = 0; ids[i] != NULL; i++)
+			continue;
+		if ((r.ids = calloc(i + 1, sizeof(*r.ids))) == NULL)
+			return -1;
+		/* What is not an id names no dead letter. */
+		for (i = 0; ids[i] != NULL; i++)
+			if (mq_id_parse(ids[i], &r.ids[r.nids]) == 0)
+				r.nids++;
+		qsort(r.ids, r.nids, sizeof(*r.ids), compare_ids);
+	}
+	rc = mq_walk(q, MQ_STATE_BIT(MQ_DEAD), redrive_one, &r);
+	saved = r.err != 0 ? r.err : errno;
+	free(r.ids);
+	if (rc != 0) {
+		errno = saved;
 		return -1;
 	}
 	return r.moved;

@@ -42,13 +42,6 @@ mq_set_quarantine_hook(struct mq_queue *q,
 	q->on_quarantine_arg = arg;
 }
 
-static void
-quarantine(struct mq_queue *q, int dirfd, const char *name, int err)
-{
-	if (mq_quarantine(q, dirfd, name, err) == 0 && q->on_quarantine != NULL)
-		q->on_quarantine(name, err, q->on_quarantine_arg);
-}
-
 DIR *
 mq_opendirat(int dirfd, const char *name)
 {
@@ -320,7 +313,7 @@ settle_claim(struct mq_queue *q, const struct mq_config *cfg,
 		errno = saved;
 		return -1;
 	}
-	quarantine(q, q->dirfd[MQ_DIR_CUR], m->lease_name, saved);
+	mq_quarantine(q, q->dirfd[MQ_DIR_CUR], m->lease_name, saved);
 	return 0;
 }
 
@@ -346,7 +339,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 		}
 		if (errno == ELOOP || errno == ENXIO || errno == EWOULDBLOCK) {
 			e->gone = 1;
-			quarantine(q, bucketfd, name, MQ_EBADMSG);
+			mq_quarantine(q, bucketfd, name, MQ_EBADMSG);
 			return 0;
 		}
 		return -1;
@@ -357,7 +350,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 	if (!S_ISREG(st.st_mode)) {
 		mq_msg_close(m);
 		e->gone = 1;
-		quarantine(q, bucketfd, name, MQ_EBADMSG);
+		mq_quarantine(q, bucketfd, name, MQ_EBADMSG);
 		return 0;
 	}
 	if (lock_msg(q, fd) == -1) {
@@ -379,7 +372,7 @@ try_claim(struct mq_queue *q, const struct mq_config *cfg, int bucketfd,
 		saved = errno == MQ_EFORMAT ? errno : MQ_EBADMSG;
 		mq_msg_close(m);
 		e->gone = 1;
-		quarantine(q, bucketfd, name, saved);
+		mq_quarantine(q, bucketfd, name, saved);
 		return 0;
 	}
 	/* A subscriber's copy is known here by the subscriber's own id. */
@@ -505,7 +498,7 @@ claim_in_bucket(struct mq_queue *q, const struct mq_config *cfg,
 	if (e == NULL && errno != 0) {
 		if (errno == ELOOP || errno == ENOTDIR) {
 			/* A symlink or file planted where a bucket goes. */
-			quarantine(q, newfd, bucket, MQ_EBADMSG);
+			mq_quarantine(q, newfd, bucket, MQ_EBADMSG);
 			return 0;
 		}
 		return errno == ENOENT ? 0 : -1;

@@ -2,10 +2,10 @@
  * config.c - a queue's settings and the duration syntax.
  *
  * QUEUE/config is plain text an admin can edit: one "key = value" per
- * line, '#' starts a comment.  It is read only by calls that need a
- * setting, so a send pays nothing for it.  An unknown key or a bad value
- * is an error rather than a silent default: a typo in "max-attempts" must
- * not quietly turn dead-lettering off.
+ * line, '#' starts a comment, 64 KiB at most.  It is read only by calls
+ * that need a setting, so a send pays nothing for it.  An unknown key, a
+ * bad value or a longer file is an error rather than a silent default: a
+ * typo in "max-attempts" must not quietly turn dead-lettering off.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,8 +150,10 @@ trim(char *s)
 	return s;
 }
 
+/* topics counts the topic lines parsed so far: a subscriber has one
+ * topic, and of two lines neither can be taken for the one meant. */
 static int
-parse_line(char *line, struct mq_config *c)
+parse_line(char *line, struct mq_config *c, int *topics)
 {
 	char *key, *val, *eq;
 
@@ -220,7 +222,8 @@ parse_line(char *line, struct mq_config *c)
 		return 0;
 	}
 	if (strcmp(key, "topic") == 0)
-		return parse_path(val, c->topic, sizeof(c->topic));
+		return (*topics)++ > 0 ? -1 :
+		    parse_path(val, c->topic, sizeof(c->topic));
 	return -1;
 }
 
@@ -241,6 +244,7 @@ int
 mq_config_parse(char *buf, size_t len, struct mq_config *c)
 {
 	char *line, *next;
+	int topics = 0;
 
 	if (memchr(buf, '\0', len) != NULL) {
 		errno = MQ_EBADCONF;
@@ -250,7 +254,7 @@ mq_config_parse(char *buf, size_t len, struct mq_config *c)
 	for (line = buf; line != NULL; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
-		if (parse_line(line, c) == -1) {
+		if (parse_line(line, c, &topics) == -1) {
 			errno = MQ_EBADCONF;
 			return -1;
 		}
@@ -261,7 +265,7 @@ mq_config_parse(char *buf, size_t len, struct mq_config *c)
 int
 mq_config(struct mq_queue *q, struct mq_config *out)
 {
-	char buf[CONFIG_MAX + 1];
+	char buf[CONFIG_MAX + 2];
 	struct mq_config c;
 	struct stat st;
 	ssize_t n;
@@ -284,10 +288,18 @@ mq_config(struct mq_queue *q, struct mq_config *out)
 			errno = MQ_EBADCONF;
 			return -1;
 		}
-		/* One read: a regular file comes short only at its end. */
-		while ((n = read(fd, buf, CONFIG_MAX)) == -1 && errno == EINTR)
+		/* One read: a regular file comes short only at its end.  A
+		 * byte more than allowed tells a longer file, whose cut last
+		 * line ("max-attempts = 1000" read as "= 10") must not be
+		 * taken for what the admin wrote. */
+		while ((n = read(fd, buf, CONFIG_MAX + 1)) == -1 &&
+		    errno == EINTR)
 			;
 		close(fd);
+		if (n > CONFIG_MAX) {
+			errno = MQ_EBADCONF;
+			return -1;
+		}
 		if (n == -1 || mq_config_parse(buf, (size_t)n, &c) == -1)
 			return -1;
 	}

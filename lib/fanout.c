@@ -185,7 +185,7 @@ deliver_one(const char *path, void *arg)
 	struct dirent *de;
 	struct mq_queue *s;
 	uint64_t seq;
-	int tmpfd, rc = 0, prio;
+	int tmpfd, rc = 0;
 	DIR *d;
 
 	if ((s = mq_open(path)) == NULL)
@@ -201,7 +201,6 @@ deliver_one(const char *path, void *arg)
 		    mq_id_parse(de->d_name + strlen(prefix), &seq) == -1)
 			continue;
 		snprintf(name, sizeof(name), "%s", de->d_name);
-		prio = dv->prio >= 0 ? dv->prio : mq_file_priority(tmpfd, name);
 		if (dv->due > mq_now_ns()) {
 			char id[MQ_ID_SIZE];
 			mq_id_format(seq, id);
@@ -211,7 +210,7 @@ deliver_one(const char *path, void *arg)
 				rc = settled(tmpfd, name, rc);
 			continue;
 		}
-		if (mq_move_to_ready(s, tmpfd, name, seq, 0, prio, 1) == -1)
+		if (mq_move_to_ready(s, tmpfd, name, seq, 0, dv->prio, 1) == -1)
 			rc = settled(tmpfd, name, rc);
 	}
 	/* The links' removal from tmp/ must be as durable as their arrival,

@@ -2,13 +2,15 @@
  * fsck.c - finding, and repairing, what a crash or a careless admin left.
  *
  * Checks, in order: the queue's folders, its sequence counter and config;
+ * the modes and groups of keys/, groups/ and fanout/ and their files;
  * files left in tmp/ by killed producers; names in every state folder
  * that are not messages, and message files that are not regular, do not
- * parse, or carry another id than their name; files whose mode or group
- * is not the queue's (so that some consumer could not read them); leases
- * and delays that have run out.  Repairs never delete a message: files
- * that are not messages go to quarantine/, run-out leases go back to
- * ready, only stale temporary files (never sent) are removed.  Without
+ * parse, or carry another id than their name; message files whose mode
+ * or group is not the queue's (so that some consumer could not read
+ * them); leases and delays that have run out.  Repairs never delete a
+ * message: files that are not messages go to quarantine/, run-out leases
+ * go back to ready (or to dead/ when their attempts are used up), only
+ * stale temporary files (never sent) are removed.  Without
  * fix nothing is changed, so a dry run is safe on a live queue.  What
  * cannot be read for now (no descriptor, an I/O error) is never taken
  * for damage: the rest is checked and the whole check fails with why.
@@ -121,7 +123,7 @@ check_config(struct fsck *f)
 {
 	struct mq_config c;
 
-	char buf[65536];
+	char buf[65536 + 1];
 	struct stat st;
 	ssize_t n;
 	int fd, rc = 0;
@@ -137,7 +139,11 @@ check_config(struct fsck *f)
 			if (fd != -1) {
 				n = mq_read_full(fd, buf, sizeof(buf));
 				close(fd);
-				if (n >= 0)
+				/* A copy of the first 64 KiB of a longer
+				 * config would be a config no one wrote. */
+				if (n == (ssize_t)sizeof(buf))
+					errno = MQ_EBADCONF;
+				else if (n >= 0)
 					rc = mq_write_file(f->q, "config", buf,
 					    (size_t)n, 1);
 			}
@@ -146,12 +152,94 @@ check_config(struct fsck *f)
 		    "give the queue its own copy", rc);
 		return;
 	}
-	/* A config cannot be repaired without guessing what was meant. */
+	/* A config cannot be repaired without guessing what was meant; nor
+	 * can a run-out lease be moved without its max-attempts, so a repair
+	 * fails in the end with why. */
 	if (mq_config(f->q, &c) == -1) {
 		int fix = f->fix;
+		if (fix)
+			unchecked(f);
 		f->fix = 0;
 		report(f, "config", mq_strerror(errno), "edit it by hand", -1);
 		f->fix = fix;
+	}
+}
+
+/* Mode and group of one file or folder beside the messages, as
+ * check_entry does for messages. */
+static void
+check_owner(struct fsck *f, int dirfd, const char *name, const char *rel,
+    const struct stat *st, mode_t want)
+{
+	int rc = 0;
+
+	if ((st->st_mode & 07777) != want) {
+		if (f->fix)
+			rc = mq_chmodat(dirfd, name, want);
+		report(f, rel, "mode differs from the queue's",
+		    S_ISDIR(st->st_mode) ? "set the queue's folder mode" :
+		    "set the queue's file mode", rc);
+	}
+	if (f->want_gid && st->st_gid != f->gid) {
+		rc = 0;
+		if (f->fix)
+			rc = fchownat(dirfd, name, (uid_t)-1, f->gid,
+			    AT_SYMLINK_NOFOLLOW);
+		report(f, rel, "group differs from the queue's",
+		    "set the queue's group", rc);
+	}
+}
+
+/* keys/, groups/ and fanout/ are made when first needed, and every
+ * producer or consumer must be able to write what is in them: a keys/.lock
+ * left 0644 by an older version on a queue shared by a group fails
+ * every other member's mq-send -k with EACCES.  Links and other odd
+ * entries in them are not followed, only regular files are looked at. */
+static void
+check_shared(struct fsck *f)
+{
+	static const char *const names[] = { "keys", "groups", "fanout" };
+	char rel[2 * NAME_MAX + 2];
+	struct dirent *de;
+	struct stat st;
+	size_t i;
+	int dfd;
+	DIR *d;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (fstatat(f->q->fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == -1) {
+			if (errno != ENOENT)
+				unchecked(f);
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode))
+			continue;
+		snprintf(rel, sizeof(rel), "%s/", names[i]);
+		check_owner(f, f->q->fd, names[i], rel, &st, f->q->dir_mode);
+		if ((d = mq_opendirat(f->q->fd, names[i])) == NULL) {
+			unchecked(f);
+			continue;
+		}
+		dfd = dirfd(d);
+		while ((errno = 0, de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			if (fstatat(dfd, de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == -1) {
+				if (errno != ENOENT)
+					unchecked(f);
+				continue;
+			}
+			if (!S_ISREG(st.st_mode))
+				continue;
+			snprintf(rel, sizeof(rel), "%s/%s", names[i], de->d_name);
+			check_owner(f, dfd, de->d_name, rel, &st,
+			    f->q->file_mode);
+		}
+		if (errno != 0)
+			unchecked(f);
+		closedir(d);
 	}
 }
 
@@ -416,15 +504,44 @@ check_bucket_strays(struct fsck *f)
 	free(b);
 }
 
+/* A lease or delay that ran out.  With fix it is moved here, as a reap
+ * would, so that what is reported is what this move did.  A lease whose
+ * holder died before its end is no problem and is left to the next
+ * consumer's reap. */
 static int
 count_expired(const struct mq_entry *e, void *arg)
 {
 	struct fsck *f = arg;
+	struct mq_config cfg;
+	const char *what, *action = "make it ready again";
+	uint64_t seq;
+	int rc = 0, dead = 0;
 
-	if (e->when_ns != 0 && e->when_ns <= mq_now_ns())
-		report(f, e->path, e->state == MQ_INFLIGHT ?
-		    "lease ran out" : "delay is over", "make it ready again",
-		    0);
+	if (e->when_ns == 0 || e->when_ns > mq_now_ns() ||
+	    mq_id_parse(e->id, &seq) == -1)
+		return 0;
+	what = e->state == MQ_INFLIGHT ? "lease ran out" : "delay is over";
+	if (e->state == MQ_INFLIGHT) {
+		if (mq_config(f->q, &cfg) == -1) {
+			report(f, e->path, what, action, -1);
+			return 0;
+		}
+		if ((dead = e->attempts >= cfg.max_attempts))
+			action = "move it to dead/ (attempts used up)";
+	}
+	if (f->fix) {
+		if (dead)
+			rc = mq_move_to_dead(f->q, e->dirfd, e->name, seq,
+			    e->attempts, "attempts");
+		else
+			rc = mq_move_to_ready(f->q, e->dirfd, e->name, seq,
+			    e->attempts, -1, 1);
+		/* Gone: a consumer's reap or claim was first. */
+		if (rc == -1 && errno == ENOENT)
+			rc = 0;
+		rc = rc == -1 ? -1 : 0;
+	}
+	report(f, e->path, what, action, rc);
 	return 0;
 }
 
@@ -452,6 +569,7 @@ mq_fsck(const char *operand, int fix,
 	}
 	check_seq(&f);
 	check_config(&f);
+	check_shared(&f);
 	check_tmp(&f);
 	check_strays(&f, MQ_DIR_NEW);
 	check_bucket_strays(&f);
@@ -462,8 +580,6 @@ mq_fsck(const char *operand, int fix,
 	    check_entry, &f) == -1 ||
 	    mq_walk(f.q, MQ_STATE_BIT(MQ_INFLIGHT) | MQ_STATE_BIT(MQ_DELAYED),
 	    count_expired, &f) == -1)
-		unchecked(&f);
-	if (fix && mq_reap(f.q, NULL, NULL) == -1)
 		unchecked(&f);
 	rc = f.problems;
 	if (f.err != 0) {

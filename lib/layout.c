@@ -249,21 +249,36 @@ mq_bucket_name_parse(const char *name, struct mq_bucket *b)
 	return 0;
 }
 
-/* The priority a message was sent with, from its header; 0 if none. */
+/* The priority a message was sent with, from its header: 0 if it has
+ * none, or if the file is no message (a link, a socket, a FIFO, a
+ * directory) or one this process may never read: such a file moves on
+ * to whoever deals with it, since failing would hold it, and every reap
+ * behind it, where it is for good.  -1 with errno when the header could
+ * not be read for now (no descriptor or memory left, EIO): taken as 0,
+ * the message would lose its priority for good. */
 int
 mq_file_priority(int dirfd, const char *name)
 {
 	char buf[MQ_HEADER_MAX + 1], *p, *end;
+	struct stat st;
 	ssize_t n;
-	int fd;
+	int fd, saved;
 
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1)
-		return 0;
-	n = pread(fd, buf, MQ_HEADER_MAX, 0);
+		return errno == ELOOP || errno == ENXIO || errno == EACCES ||
+		    errno == EPERM ? 0 : -1;
+	if (fstat(fd, &st) == -1)
+		n = -1;
+	else if (!S_ISREG(st.st_mode))
+		n = 0;
+	else
+		n = pread(fd, buf, MQ_HEADER_MAX, 0);
+	saved = errno;
 	close(fd);
+	errno = saved;
 	if (n <= 0)
-		return 0;
+		return (int)n;
 	buf[n] = '\0';
 	if ((end = strstr(buf, "\n\n")) == NULL)
 		return 0;
@@ -470,8 +485,8 @@ mq_move_to_ready(struct mq_queue *q, int fromfd, const char *from,
 
 	if ((newfd = mq_dir(q, MQ_DIR_NEW)) == -1)
 		return -1;
-	if (prio < 0)
-		prio = mq_file_priority(fromfd, from);
+	if (prio < 0 && (prio = mq_file_priority(fromfd, from)) == -1)
+		return -1;
 	mq_bucket_name(seq, prio, bucket);
 	mq_id_format(seq, id);
 	snprintf(to, sizeof(to), "%s/%s.%u", bucket, id, n);
@@ -525,7 +540,8 @@ mq_move_to_dead(struct mq_queue *q, int fromfd, const char *from,
 /* Move a file that is not a well-formed message out of the way.  The
  * quarantine keeps the original name, with the time in front so that two
  * files of one name do not collide, and a NAME.reason file beside it
- * saying why; nothing there is ever removed automatically. */
+ * saying why; nothing there is ever removed automatically.  The
+ * queue's quarantine hook, if set, is told of each file moved. */
 int
 mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err)
 {
@@ -553,5 +569,7 @@ mq_quarantine(struct mq_queue *q, int fromfd, const char *from, int err)
 			mq_write_all(fd, "\n", 1);
 		close(fd);
 	}
+	if (q->on_quarantine != NULL)
+		q->on_quarantine(from, err, q->on_quarantine_arg);
 	return 0;
 }

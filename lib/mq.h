@@ -208,8 +208,9 @@ int mq_claim(struct mq_queue *q, unsigned lease_s, int keep_lock,
  * error with none held. */
 int mq_claim_many(struct mq_queue *q, unsigned lease_s, int keep_lock,
     struct mq_msg *m, size_t max);
-/* Called for each file a claim moves to quarantine/ (not a message, or a
- * damaged one), with the name it had and why; fn NULL to stop. */
+/* Called for each file a claim or a redrive moves to quarantine/ (not a
+ * message, or a damaged one), with the name it had and why; fn NULL to
+ * stop. */
 void mq_set_quarantine_hook(struct mq_queue *q,
     void (*fn)(const char *name, int err, void *arg), void *arg);
 /* Close a claimed message's descriptors (does not ack). */

@@ -277,6 +277,27 @@ under_strace() {
 	assert_success
 }
 
+@test "mq-fsck --fix reports a run-out lease it could not move as not fixed, and one it moved as fixed" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	a=$(send a)
+	b=$(send b)
+	ra=$(mq-recv -L 1 -o /dev/null "$Q")
+	rb=$(mq-recv -L 1 -o /dev/null "$Q")
+	wait_for 10 after_ns "$(lease_deadline "$rb")"
+	wait_for 10 after_ns "$(lease_deadline "$ra")"
+	la=$(cd "$Q/cur" && echo "$ra".*)
+	lb=$(cd "$Q/cur" && echo "$rb".*)
+	run --separate-stderr under_strace -P "$la" \
+	    -e inject=renameat2:error=EIO mq-fsck --fix "$Q"
+	assert_failure 75
+	# In the order of cur/'s listing.
+	assert_equal "$(sort <<<"$output")" "$Q: cur/$la: lease ran out: not fixed: make it ready again: Input/output error
+$Q: cur/$lb: lease ran out: fixed: make it ready again"
+	assert_equal "$stderr" ""
+	assert_equal "$(names_in cur)" "$la"
+	assert_equal "$(names_in new)" "$b.1"
+}
+
 @test "mq-fsck: a folder it cannot read fails the check instead of passing it" {
 	command -v strace >/dev/null || skip "strace is not installed"
 	echo junk >"$Q/dead/junk"
@@ -391,16 +412,18 @@ $Q: dead/$id.1.failed: not a well-formed message: would move it to quarantine/"
 	assert_equal "$(ready_count)" 1
 }
 
-@test "mq-fsck: an expired lease of a message that used up max-attempts goes to dead/" {
+@test "mq-fsck: an expired lease of a message that used up max-attempts goes to dead/, and says so" {
 	mq-init --max-attempts 1 "$Q"
 	id=$(send last)
 	r=$(mq-recv -L 1 -o /dev/null "$Q")
 	wait_for 10 after_ns "$(lease_deadline "$r")"
 	run mq-fsck "$Q"
 	assert_failure 1
-	assert_output --regexp "^$Q: cur/$id\\.1\\.[kl][0-9a-f]{12}\\.[0-9]+: lease ran out: would make it ready again\$"
+	lease=$(names_in cur)
+	assert_output "$Q: cur/$lease: lease ran out: would move it to dead/ (attempts used up)"
 	run mq-fsck --fix "$Q"
 	assert_failure 1
+	assert_output "$Q: cur/$lease: lease ran out: fixed: move it to dead/ (attempts used up)"
 	assert_equal "$(names_in dead)" "$id.1.attempts"
 	assert_equal "$(ready_count)" 0
 	assert_equal "$(count_in "$Q" cur)" 0
@@ -479,4 +502,24 @@ $Q: dead/$id.1.failed: not a well-formed message: would move it to quarantine/"
 	run mq-fsck --version
 	assert_success
 	assert_output --regexp '^mq-fsck [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "mq-fsck: a file of keys/ without the queue's mode is reported and fixed; a link there is not followed" {
+	send keyed >/dev/null
+	echo one | mq-send -q -k one "$Q"
+	key=$(cd "$Q/keys" && ls | grep -v '^\.')
+	chmod 0644 "$Q/keys/$key"
+	echo outside >"$BATS_TEST_TMPDIR/target"
+	chmod 0644 "$BATS_TEST_TMPDIR/target"
+	ln -s "$BATS_TEST_TMPDIR/target" "$Q/keys/link"
+	run mq-fsck "$Q"
+	assert_failure 1
+	assert_output "$Q: keys/$key: mode differs from the queue's: would set the queue's file mode"
+	run mq-fsck --fix "$Q"
+	assert_failure 1
+	assert_output "$Q: keys/$key: mode differs from the queue's: fixed: set the queue's file mode"
+	assert_equal "$(stat -c %a "$Q/keys/$key" "$BATS_TEST_TMPDIR/target")" "600
+644"
+	run mq-fsck "$Q"
+	assert_success
 }

@@ -357,3 +357,30 @@ need_group() {
 	assert_failure 74
 	assert_equal "$stderr" "mq-init: stdout: No space left on device"
 }
+
+@test "mq-init: a config longer than 64 KiB is malformed, not cut: max-attempts = 1000 is never read as 10" {
+	id=$(echo kept | mq-send "$Q")
+	# A comment long enough that the 64 KiB end inside the last line,
+	# "max-attempts = 1000" (19 characters), after its "10".
+	size=$(stat -c %s "$Q/config")
+	{ printf '#%*s\n' "$((65536 - size - 2 - 17))" '' | tr ' ' x
+	  echo 'max-attempts = 1000'; } >>"$Q/config"
+	assert_equal "$(head -c 65536 "$Q/config" | tail -n 1)" "max-attempts = 10"
+	run --separate-stderr mq-recv -o /dev/null "$Q"
+	assert_failure 78
+	assert_equal "$stderr" "mq-recv: $Q: Malformed queue config"
+	assert [ -f "$(ready_file "$id")" ]
+}
+
+@test "mq-init: a second topic line in a subscriber's config is malformed, not a silent replacement of the first" {
+	T=$BATS_TEST_TMPDIR
+	mq-init --subscribe "$T/t1" "$Q"
+	mq-init "$T/t2"
+	id=$(echo kept | mq-send "$Q")
+	echo "topic = $T/t2" >>"$Q/config"
+	assert_equal "$(grep -c '^topic = ' "$Q/config")" 2
+	run --separate-stderr mq-recv -o /dev/null "$Q"
+	assert_failure 78
+	assert_equal "$stderr" "mq-recv: $Q: Malformed queue config"
+	assert [ -f "$(ready_file "$id")" ]
+}

@@ -268,3 +268,57 @@ $b.2.failed"
 	assert_success
 	assert_output --regexp '^mq-redrive [0-9]+\.[0-9]+\.[0-9]+$'
 }
+
+@test "mq-redrive: a symlink, FIFO or directory in dead/ under a dead-letter name is quarantined, named on stderr, not counted" {
+	id=$(send real)
+	kill_next >/dev/null
+	echo outside >"$BATS_TEST_TMPDIR/target"
+	ln -s "$BATS_TEST_TMPDIR/target" "$Q/dead/00000100000000a1.1.failed"
+	mkfifo "$Q/dead/00000100000000a2.1.failed"
+	mkdir "$Q/dead/00000100000000a3.1.failed"
+	run --separate-stderr timeout 10 mq-redrive "$Q"
+	assert_success
+	assert_output 1
+	# In the order of dead/'s listing.
+	assert_equal "$(sort <<<"$stderr")" "mq-redrive: $Q: dead/00000100000000a1.1.failed: Damaged message file: moved to quarantine
+mq-redrive: $Q: dead/00000100000000a2.1.failed: Damaged message file: moved to quarantine
+mq-redrive: $Q: dead/00000100000000a3.1.failed: Damaged message file: moved to quarantine"
+	assert_equal "$(names_in new)" "$id.1"
+	assert_equal "$(ls -A "$Q/dead")" ""
+	assert_equal "$(quarantined | sed 's/^[0-9]*\.//' | sort)" "00000100000000a1.1.failed
+00000100000000a2.1.failed
+00000100000000a3.1.failed"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/target")" outside
+	run deliver
+	assert_output "$id 2 real"
+}
+
+@test "mq-redrive: 40000 ID operands against 40000 dead letters cost about what 2 do, and move exactly those asked for" {
+	a=$(send a)
+	b=$(send b)
+	c=$(send c)
+	for i in 1 2 3; do kill_next >/dev/null; done
+	# Dead letters nobody asks for, and ids of none; each id is looked
+	# up among the dead letters, not compared with every one (4 s when it
+	# was).
+	(cd "$Q/dead" && printf '%016x.1.failed\n' \
+	    $(seq 1099512676352 1099512716351) | xargs touch)
+	mapfile -t ids < <(printf '%016x\n' $(seq 2199023255552 2199023295551))
+	# The same walk of dead/ with two ids of none, timed side by side.
+	t0=$(now_ms)
+	run -0 mq-redrive "$Q" "${ids[@]:0:2}"
+	assert_output 0
+	base=$(($(now_ms) - t0))
+	t0=$(now_ms)
+	run --separate-stderr mq-redrive "$Q" "${ids[@]:0:20000}" "$c" \
+	    "${ids[@]:20000}" "$b" "$c"
+	t=$(($(now_ms) - t0))
+	assert_success
+	assert_output 2
+	assert_equal "$stderr" ""
+	assert_equal "$(names_in new)" "$b.1
+$c.1"
+	assert_equal "$(count_in "$Q" dead)" 40001
+	[ -e "$Q/dead/$a.1.failed" ] || fail "$a was moved, not asked for"
+	[ "$t" -lt $((10 * base + 500)) ] || fail "took $t ms, against $base ms for 2 ids"
+}

@@ -620,6 +620,73 @@ check_retry() { check_recv_outcome "$1" mq-ack "$3" "$4"; }
 	fsck_clean "$Q"
 }
 
+# --- a message's priority on its way back to new/ --------------------------
+
+# header_open FILE COMMAND...: which openat call (1 for the first) an
+# untouched COMMAND makes of FILE, the message whose header it reads to
+# learn its priority.  COMMAND runs on a copy of $Q, named $T/ref.
+header_open() {
+	local file=$1 k
+	shift
+	rm -rf "$T/ref"
+	cp -a "$Q" "$T/ref"
+	traced_env strace -qq -o "$T/trace" -e trace=openat "$@" >/dev/null 2>&1
+	k=$(grep -E '^openat\(' "$T/trace" | grep -n -m1 -F "\"$file\"" |
+	    cut -d: -f1)
+	[ -n "$k" ] && echo "$k"
+}
+
+@test "reliability: mq-redrive that cannot read a dead letter's priority (EMFILE, ENFILE, ENOMEM, EIO) leaves it dead and exits 75 or 74, not redriven at priority 0" {
+	need_strace
+	id=$(echo urgent | mq-send -p 7 "$Q")
+	mq-ack --fail "$Q" "$(mq-recv -L 60 -o /dev/null "$Q")"
+	dead=$(names_in dead)
+	k=$(header_open "$dead" mq-redrive "$T/ref") || fail "mq-redrive never opened $dead"
+	for err in EMFILE ENFILE ENOMEM EIO; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="openat:error=$err:when=$k" mq-redrive "$Q"
+		case $err in
+		EMFILE) want=75 text="Too many open files" ;;
+		ENFILE) want=75 text="Too many open files in system" ;;
+		ENOMEM) want=75 text="Cannot allocate memory" ;;
+		EIO) want=74 text="Input/output error" ;;
+		esac
+		assert_failure "$want"
+		assert_equal "$stderr" "mq-redrive: $Q: $text"
+		assert_equal "$output" ""
+		assert_equal "$(names_in dead)" "$dead"
+		assert_equal "$(ready_count)" 0
+	done
+	run mq-redrive "$Q"
+	assert_output 1
+	[[ $(basename "$(bucket_of "$id")") == p7-* ]] ||
+	    fail "redriven into $(bucket_of "$id"), not a priority 7 bucket"
+	fsck_clean "$Q"
+}
+
+@test "reliability: a reaper that cannot read an expired lease's priority (EMFILE) leaves it in cur/ and fails 75; the next claim has it first" {
+	need_strace
+	early=$(echo early | mq-send "$Q")
+	id=$(echo urgent | mq-send -p 7 "$Q")
+	r=$(mq-recv -L 1 -o /dev/null "$Q")
+	[[ $r == "$id".* ]] || fail "claimed $r, not the priority 7 message $id"
+	end=$(lease_deadline "$r")
+	wait_for 10 after_ns "$end"
+	lease=$(names_in cur)
+	k=$(header_open "$lease" mq-recv -o /dev/null "$T/ref") ||
+	    fail "mq-recv never opened $lease"
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject="openat:error=EMFILE:when=$k" mq-recv "$Q"
+	assert_failure 75
+	assert_equal "$stderr" "mq-recv: $Q: Too many open files"
+	assert_equal "$output" ""
+	assert_equal "$(names_in cur)" "$lease"
+	assert_equal "$(ready_ids "$Q")" "$early"
+	run mq-recv "$Q"
+	assert_success
+	assert_output urgent
+}
+
 # --- a decoded body on its way to a handler --------------------------------
 
 @test "reliability: a compressed body whose decoder cannot be started is not given to the handler as empty, and the message is kept" {

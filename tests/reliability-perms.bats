@@ -120,6 +120,41 @@ shared() { mq-init -m "$1" -g "$MQGRP" "$Q"; }
 	assert_equal "$(ls -A "$Q/tmp")" ""
 }
 
+@test "perms: -m 2770 -g: mq-fsck reports and --fix repairs a keys/.lock, key and keys/ an older version left without group write, so other producers send with -k again" {
+	shared 2770
+	run as "$PROD1" sh -c 'echo one | mq-send -k one "$1"' _ "$Q"
+	assert_success
+	# As an older version left them: the lock and a key without group
+	# write, keys/ without group write and in the sender's own group.
+	key=$(cd "$Q/keys" && ls | grep -v '^\.')
+	chmod 0644 "$Q/keys/.lock" "$Q/keys/$key"
+	chmod 2750 "$Q/keys"
+	chgrp "$PROD1" "$Q/keys/$key"
+	run --separate-stderr as "$PROD2" mq-send -k two "$Q" <<<two
+	assert_failure 77
+	assert_equal "$stderr" "mq-send: $Q: Permission denied"
+	run --separate-stderr mq-fsck "$Q"
+	assert_failure 1
+	# The files in the order of keys/'s listing.
+	assert_equal "$(sort <<<"$output")" "$(sort <<-EOF
+	$Q: keys/: mode differs from the queue's: would set the queue's folder mode
+	$Q: keys/.lock: mode differs from the queue's: would set the queue's file mode
+	$Q: keys/$key: mode differs from the queue's: would set the queue's file mode
+	$Q: keys/$key: group differs from the queue's: would set the queue's group
+	EOF
+	)"
+	run --separate-stderr mq-fsck --fix "$Q"
+	assert_failure 1
+	assert_line "$Q: keys/.lock: mode differs from the queue's: fixed: set the queue's file mode"
+	assert_equal "$(stat -c '%a %G' "$Q/keys" "$Q/keys/.lock" "$Q/keys/$key")" "2770 $MQGRP
+660 $MQGRP
+660 $MQGRP"
+	run --separate-stderr as "$PROD2" mq-send -k two "$Q" <<<two
+	assert_success
+	run mq-fsck "$Q"
+	assert_success
+}
+
 @test "perms: -m 2770 -g: an outsider can neither send, receive, list, settle nor read a body" {
 	shared 2770
 	id=$(as "$PROD1" mq-send "$Q" <<<"secret body")
