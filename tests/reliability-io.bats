@@ -689,11 +689,17 @@ header_open() {
 
 # --- a decoded body on its way to a handler --------------------------------
 
-@test "reliability: a compressed body whose decoder cannot be started is not given to the handler as empty, and the message is kept" {
+# handle_failing CALL: send $T/big compressed, its id in $id, and run
+# mq-recv with a handler saving it to $T/handled, CALL failing in
+# mq-recv's children (tests/tools/childfail.c).
+handle_failing() {
 	id=$(mq-send -z "$Q" "$T/big")
-	run --separate-stderr env ASAN_OPTIONS=verify_asan_link_order=0 \
-	    CHILDFAIL=fork LD_PRELOAD="$(tool childfail.so)" \
+	run --separate-stderr preload childfail env CHILDFAIL="$1" \
 	    mq-recv "$Q" -- sh -c 'cat >"$1/handled"' sh "$T"
+}
+
+@test "reliability: a compressed body whose decoder cannot be started is not given to the handler as empty, and the message is kept" {
+	handle_failing fork
 	assert_failure 75
 	assert_equal "$stderr" "mq-recv: $Q: Resource temporarily unavailable"
 	[ ! -e "$T/handled" ] || fail "the handler ran, with $(wc -c <"$T/handled") bytes"
@@ -702,10 +708,7 @@ header_open() {
 }
 
 @test "reliability: a handler that exits 0 after its decoded body failed part way does not ack the message" {
-	id=$(mq-send -z "$Q" "$T/big")
-	run --separate-stderr env ASAN_OPTIONS=verify_asan_link_order=0 \
-	    CHILDFAIL=pread LD_PRELOAD="$(tool childfail.so)" \
-	    mq-recv "$Q" -- sh -c 'cat >"$1/handled"' sh "$T"
+	handle_failing pread
 	assert_failure 74
 	assert_equal "$stderr" "mq-recv: $Q: Input/output error"
 	got=$(wc -c <"$T/handled")
@@ -719,8 +722,7 @@ header_open() {
 
 @test "reliability: mq-watch retries a message whose decoded body failed part way, though its handler exited 0" {
 	id=$(mq-send -z "$Q" "$T/big")
-	run --separate-stderr env ASAN_OPTIONS=verify_asan_link_order=0 \
-	    CHILDFAIL=pread LD_PRELOAD="$(tool childfail.so)" \
+	run --separate-stderr preload childfail env CHILDFAIL=pread \
 	    mq-watch --drain "$Q" -- sh -c 'cat >"$1/handled"' sh "$T"
 	assert_success
 	[[ $stderr == *"mq-watch: $Q: $id attempt 1: Input/output error ("* ]] ||
