@@ -840,6 +840,21 @@ small_tmpfs() {
 	fsck_clean "$Q"
 }
 
+@test "reliability: mq-send -l that fails while a group is being committed prints that group's ids before it says why" {
+	need_strace
+	# A slow disk (each syncfs takes a second) keeps the first group in
+	# flight while the line too long for the queue is reached.
+	mq-init --max-size 100 "$Q"
+	{ seq 1 1500; head -c 300 /dev/zero | tr '\0' x; echo; echo after; } >"$T/toolong"
+	run -0 traced_env strace -f -qq -o /dev/null -e trace=syncfs \
+	    -e inject=syncfs:delay_exit=1000000 \
+	    bash -c 'mq-send -l "$1" "$2" 2>&1; echo "exit $?"' sh "$Q" "$T/toolong"
+	ids=$(ready_ids "$Q")
+	[ -n "$ids" ] || fail "nothing sent"
+	assert_equal "$output" "$(printf "%s\nmq-send: %s: Larger than the queue's max-size\nexit 65" "$ids" "$Q")"
+	fsck_clean "$Q"
+}
+
 @test "reliability: mq-send -l of many groups out of inodes prints exactly the ids it sent, in order" {
 	# Groups of up to 1024 lines: the full ones are committed behind the
 	# next, which runs out of inodes while one may be in flight.
