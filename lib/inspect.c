@@ -59,11 +59,20 @@ walk_ready(struct mq_queue *q, int (*fn)(const struct mq_entry *, void *),
 		return -1;
 	for (i = 0; i < nb && rc == 0; i++) {
 		mq_bucket_name(b[i].base, b[i].prio, bucket);
+		/* A bucket emptied and removed by a consumer holds nothing,
+		 * one planted as a link or a file is not ours; a listing
+		 * that failed would leave out messages that are there. */
 		r = mq_list_bucket(newfd, bucket, b[i].base, &nr);
-		if (r == NULL)
+		if (r == NULL) {
+			if (errno != 0 && errno != ENOENT && errno != ELOOP &&
+			    errno != ENOTDIR)
+				rc = -1;
 			continue;
+		}
 		bfd = openat(newfd, bucket, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
+		if (bfd == -1 && errno != ENOENT)
+			rc = -1;
 		for (j = 0; j < nr && rc == 0 && bfd != -1; j++) {
 			memset(&e, 0, sizeof(e));
 			e.state = MQ_READY;
@@ -144,12 +153,12 @@ walk_flat(struct mq_queue *q, enum mq_state st, enum mq_dir dir,
 	struct mq_entry e;
 	struct dirent *de;
 	size_t len;
-	int dfd = q->dirfd[dir], rc = 0;
+	int dfd = q->dirfd[dir], rc = 0, saved;
 	DIR *d;
 
 	if ((d = mq_opendirat(dfd, ".")) == NULL)
 		return -1;
-	while (rc == 0 && (de = readdir(d)) != NULL) {
+	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
 		memset(&e, 0, sizeof(e));
@@ -177,6 +186,13 @@ walk_flat(struct mq_queue *q, enum mq_state st, enum mq_dir dir,
 		e.name = de->d_name;
 		if (fstatat(dfd, de->d_name, &e.st, AT_SYMLINK_NOFOLLOW) == 0)
 			rc = fn(&e, arg);
+	}
+	/* A listing cut short by an error would leave out messages. */
+	if (rc == 0 && errno != 0) {
+		saved = errno;
+		closedir(d);
+		errno = saved;
+		return -1;
 	}
 	closedir(d);
 	return rc;

@@ -539,6 +539,23 @@ first_call() {
 	mq-recv "$Q" | cmp - <(echo body)
 }
 
+@test "reliability: mq-ls: EIO listing a bucket or a state's folder exits 74, not a listing without its messages" {
+	need_strace
+	mq-send -q "$Q" "$T/small"
+	mq-send -q -d 1h "$Q" "$T/small"
+	# Two getdents64 calls a listing: new/ (1, 2), its bucket (3, 4),
+	# delay/ (5, 6), cur/, dead/ and quarantine/; the first call of each
+	# after new/'s, then the last of delay/'s (cut after its entries).
+	for k in 3 5 6 7 9 11; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="getdents64:error=EIO:when=$k" mq-ls "$Q"
+		assert_failure 74
+		assert_equal "$stderr" "mq-ls: $Q: Input/output error"
+	done
+	run -0 mq-ls "$Q"
+	assert_equal "${#lines[@]}" 2
+}
+
 @test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
 	need_strace
 	id=$(mq-send "$Q" "$T/small")
