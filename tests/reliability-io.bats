@@ -306,6 +306,21 @@ check_topic() {
 	assert_equal "$(find "$T/T/fanout" "$T/a/tmp" -mindepth 1)" ""
 }
 
+@test "reliability: mq-send to a topic whose listing of a subscriber's tmp/ fails after its commit point: a claim delivers it" {
+	need_strace
+	mq-init --subscribe "$T/T" "$T/a"
+	# The only listing of a first send to a topic is the one that looks
+	# in a's tmp/ for the copy to place: it fails, the send is done, and
+	# recovery must still know the copy is owed.
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject=getdents64:error=EIO:when=1 mq-send "$T/T" "$T/small"
+	assert_success
+	assert_equal "$stderr" ""
+	run -0 mq-recv "$T/a"
+	assert_output "small body"
+	assert_equal "$(find "$T/T/fanout" "$T/a/tmp" -mindepth 1)" ""
+}
+
 # A large body (20 MiB: 160 writes of 128 KiB, writeback started every
 # 8 MiB) failing half way through its copy.
 
