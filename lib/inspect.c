@@ -254,7 +254,7 @@ count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
 	int64_t low_mtime = 0;
 	unsigned n;
 	long count = 0;
-	int fd;
+	int fd, saved;
 	DIR *d;
 
 	mq_bucket_name(b->base, b->prio, bucket);
@@ -265,7 +265,7 @@ count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
 		    0 : -1;
 	fd = dirfd(d);
 	first[0] = '\0';
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (mq_ready_name_parse(de->d_name, &seq, &n) == -1 ||
 		    (seq >> MQ_BUCKET_BITS) != (b->base >> MQ_BUCKET_BITS))
 			continue;
@@ -286,6 +286,13 @@ count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
 			low = seq;
 			snprintf(first, sizeof(first), "%s", de->d_name);
 		}
+	}
+	/* A listing cut short by an error would leave out messages. */
+	if (errno != 0) {
+		saved = errno;
+		closedir(d);
+		errno = saved;
+		return -1;
 	}
 	if (first[0] != '\0' &&
 	    fstatat(fd, first, &st, AT_SYMLINK_NOFOLLOW) == 0)
@@ -331,12 +338,12 @@ count_flat(struct mq_queue *q, enum mq_state state, enum mq_dir dir,
 	struct dirent *de;
 	struct stat st;
 	size_t len;
-	int dfd = q->dirfd[dir];
+	int dfd = q->dirfd[dir], saved;
 	DIR *d;
 
 	if ((d = mq_opendirat(dfd, ".")) == NULL)
 		return -1;
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
 		if (state == MQ_QUARANTINED) {
@@ -355,6 +362,12 @@ count_flat(struct mq_queue *q, enum mq_state state, enum mq_dir dir,
 		/* The claim's rename set the ctime. */
 		if (state == MQ_INFLIGHT)
 			keep_oldest(&s->oldest_lease_ns, ns_of(&st.st_ctim));
+	}
+	if (errno != 0) {
+		saved = errno;
+		closedir(d);
+		errno = saved;
+		return -1;
 	}
 	closedir(d);
 	return 0;

@@ -571,6 +571,20 @@ first_call() {
 	assert_equal "${#lines[@]}" 2
 }
 
+@test "reliability: mq-stat: EIO listing a bucket or a state's folder exits 74, not counts without its messages" {
+	need_strace
+	mq-send -q "$Q" "$T/small"
+	mq-send -q -d 1h "$Q" "$T/small"
+	# As for mq-ls: new/ (calls 1, 2), its bucket (3, 4), delay/ (5, 6),
+	# cur/ (7, 8), dead/ and quarantine/.
+	for k in 3 5 6 7 9 11; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="getdents64:error=EIO:when=$k" mq-stat "$Q"
+		assert_failure 74
+		assert_equal "$stderr" "mq-stat: $Q: Input/output error"
+	done
+}
+
 @test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
 	need_strace
 	id=$(mq-send "$Q" "$T/small")
