@@ -227,7 +227,7 @@ mq_trust(struct mq_queue *q, const char *path)
 	struct stat st;
 	size_t len;
 	DIR *d;
-	int n;
+	int n, saved;
 
 	if (stat(path, &st) == -1)
 		return -1;
@@ -235,19 +235,27 @@ mq_trust(struct mq_queue *q, const char *path)
 		return trust_one(q, path);
 	if ((d = opendir(path)) == NULL)
 		return -1;
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		len = strlen(de->d_name);
 		if (len < 5 || strcmp(de->d_name + len - 4, ".pub") != 0)
 			continue;
 		n = snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
 		if (n < 0 || (size_t)n >= sizeof(file) ||
 		    trust_one(q, file) == -1) {
-			int saved = n < 0 || (size_t)n >= sizeof(file) ?
+			saved = n < 0 || (size_t)n >= sizeof(file) ?
 			    ENAMETOOLONG : errno;
 			closedir(d);
 			errno = saved;
 			return -1;
 		}
+	}
+	/* A listing cut short would leave keys untrusted, and with none
+	 * at all, nothing verified. */
+	if (errno != 0) {
+		saved = errno;
+		closedir(d);
+		errno = saved;
+		return -1;
 	}
 	closedir(d);
 	return 0;

@@ -585,6 +585,21 @@ first_call() {
 	done
 }
 
+@test "reliability: mq-recv --verify DIR whose listing fails (EIO) exits 74 and delivers nothing" {
+	need_strace
+	mkdir "$T/keys"
+	mq-keygen "$T/keys/a"
+	mq-send -q "$Q" "$T/small"
+	id=$(ready_ids "$Q")
+	# The first listing is that of the keys' directory.
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject=getdents64:error=EIO:when=1 mq-recv --verify "$T/keys" "$Q"
+	assert_failure 74
+	assert_output ""
+	assert_equal "$stderr" "mq-recv: $T/keys: Input/output error"
+	assert_equal "$(ready_ids "$Q")" "$id"
+}
+
 @test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
 	need_strace
 	id=$(mq-send "$Q" "$T/small")
