@@ -231,6 +231,9 @@ mq_trust(struct mq_queue *q, const char *path)
 
 	if (stat(path, &st) == -1)
 		return -1;
+	/* A directory of no keys trusts no signer: it does not turn the
+	 * checks off. */
+	q->verifying = 1;
 	if (!S_ISDIR(st.st_mode))
 		return trust_one(q, path);
 	if ((d = opendir(path)) == NULL)
