@@ -315,6 +315,7 @@ send_records(struct sender *s, int fd, const char *name, char delim)
 	ssize_t r;
 	size_t len;
 	char *p, *end, *hit;
+	const char *what;
 	int err, full;
 
 	for (;;) {
@@ -325,7 +326,7 @@ send_records(struct sender *s, int fd, const char *name, char delim)
 			if (errno == EINTR)
 				continue;
 			err = errno;
-			cli_warn(name, err);
+			what = name;
 			goto fail;
 		}
 		if (r == 0)
@@ -358,15 +359,22 @@ send_records(struct sender *s, int fd, const char *name, char delim)
 	return commit(s) == -1 ? mq_exit_status(errno) : 0;
 fail_queue:
 	err = errno;
-	cli_warn(s->queue, err);
+	what = s->queue;
 fail:
 	mq_draft_free(d);
 	while (s->n > 0)
 		mq_draft_free(s->group[--s->n]);
-	land(s);
+	/* The group in flight was read before this failure: its ids come
+	 * out first, and if its commit failed, the batch stopped there. */
+	if (land(s) == -1 && s->flight_err != 0)
+		return mq_exit_status(s->flight_err);
+	if (what != NULL)
+		cli_warn(what, err);
 	return input_status(err);
 fail_errno:
+	/* Said already, by the commit that failed. */
 	err = errno;
+	what = NULL;
 	goto fail;
 }
 

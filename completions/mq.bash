@@ -55,11 +55,11 @@ _mq() {
 	cmd=${COMP_WORDS[0]##*/}
 	case $cmd in
 	mq-init)
-		opts="-m --mode -g --group --lease --max-attempts --backoff --compress --max-size --require-signature --trusted-keys --key"
-		argopts="-m --mode -g --group --lease --max-attempts --backoff --compress --max-size --trusted-keys --key" ;;
+		opts="-m --mode -g --group --lease --max-attempts --backoff --compress --max-size --require-signature --trusted-keys --key --ttl --expired --dedup-window --subscribe --unsubscribe"
+		argopts="-m --mode -g --group --lease --max-attempts --backoff --compress --max-size --trusted-keys --key --ttl --expired --dedup-window --subscribe --unsubscribe" ;;
 	mq-send)
-		opts="-q --quiet -l --lines -0 --null -z --compress -H --header -s --sign --seal-to"
-		argopts="-H --header -s --sign --seal-to" ;;
+		opts="-q --quiet -l --lines -0 --null -z --compress -H --header -s --sign --seal-to -p --priority -g --group -k --key -d --delay --at --ttl"
+		argopts="-H --header -s --sign --seal-to -p --priority -g --group -k --key -d --delay --at --ttl" ;;
 	mq-recv)
 		opts="-w --wait -t --timeout -L --lease -o --output -H --headers --verify --key"
 		argopts="-t --timeout -L --lease -o --output --verify --key" ;;
@@ -86,9 +86,16 @@ _mq() {
 	opts="$opts --help --version"
 	case $prev in
 	-g|--group)
-		mapfile -t COMPREPLY < <(compgen -g -- "$cur"); return 0 ;;
+		# mq-send's group is a message group, named freely.
+		[ "$cmd" = mq-init ] && mapfile -t COMPREPLY < <(compgen -g -- "$cur")
+		return 0 ;;
 	--compress)
 		[ "$cmd" = mq-init ] && mapfile -t COMPREPLY < <(compgen -W "auto no" -- "$cur")
+		return 0 ;;
+	--expired)
+		mapfile -t COMPREPLY < <(compgen -W "dead drop" -- "$cur"); return 0 ;;
+	--subscribe|--unsubscribe)
+		mapfile -t COMPREPLY < <(compgen -W "$(_mq_queues)" -- "$cur"; compgen -d -- "$cur")
 		return 0 ;;
 	-s|--state)
 		if [ "$cmd" = mq-ls ]; then
@@ -99,8 +106,9 @@ _mq() {
 	esac
 	case " $argopts " in
 	*" $prev "*)
-		case $prev in
-		-o|--output|--verify|--key|-k|--trusted-keys|-s|--sign|--seal-to)
+		case $cmd:$prev in
+		mq-send:-k|mq-send:--key) ;;	# an idempotency key, not a file
+		*:-o|*:--output|*:--verify|*:--key|*:-k|*:--trusted-keys|*:-s|*:--sign|*:--seal-to)
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
 		esac
 		return 0 ;;

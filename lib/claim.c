@@ -272,7 +272,7 @@ check(struct mq_queue *q, const struct mq_config *cfg, struct mq_msg *m)
 			return -1;
 		/* Requiring signatures without naming trusted keys trusts
 		 * none: a forger can sign too. */
-		if ((q->ntrusted > 0 || cfg->require_signature) &&
+		if ((q->verifying || cfg->require_signature) &&
 		    !mq_trusted(q, m->signer)) {
 			errno = MQ_EUNTRUSTED;
 			return -1;
@@ -286,7 +286,7 @@ check(struct mq_queue *q, const struct mq_config *cfg, struct mq_msg *m)
 			errno = MQ_EOTHERQUEUE;
 			return -1;
 		}
-	} else if (cfg->require_signature || q->ntrusted > 0) {
+	} else if (cfg->require_signature || q->verifying) {
 		errno = MQ_EUNSIGNED;
 		return -1;
 	}

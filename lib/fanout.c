@@ -196,7 +196,7 @@ deliver_one(const char *path, void *arg)
 		return -1;
 	}
 	snprintf(prefix, sizeof(prefix), "fan.%s.", dv->topic_id);
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
 		    mq_id_parse(de->d_name + strlen(prefix), &seq) == -1)
 			continue;
@@ -213,6 +213,10 @@ deliver_one(const char *path, void *arg)
 		if (mq_move_to_ready(s, tmpfd, name, seq, 0, dv->prio, 1) == -1)
 			rc = settled(tmpfd, name, rc);
 	}
+	/* A listing cut short may have passed over the link: the fan-out
+	 * is then not finished, and its entry must stay for recovery. */
+	if (errno != 0)
+		rc = -1;
 	/* The links' removal from tmp/ must be as durable as their arrival,
 	 * or after a power cut recovery would place a message again. */
 	if (fsync(tmpfd) == -1)

@@ -59,11 +59,20 @@ walk_ready(struct mq_queue *q, int (*fn)(const struct mq_entry *, void *),
 		return -1;
 	for (i = 0; i < nb && rc == 0; i++) {
 		mq_bucket_name(b[i].base, b[i].prio, bucket);
+		/* A bucket emptied and removed by a consumer holds nothing,
+		 * one planted as a link or a file is not ours; a listing
+		 * that failed would leave out messages that are there. */
 		r = mq_list_bucket(newfd, bucket, b[i].base, &nr);
-		if (r == NULL)
+		if (r == NULL) {
+			if (errno != 0 && errno != ENOENT && errno != ELOOP &&
+			    errno != ENOTDIR)
+				rc = -1;
 			continue;
+		}
 		bfd = openat(newfd, bucket, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
+		if (bfd == -1 && errno != ENOENT)
+			rc = -1;
 		for (j = 0; j < nr && rc == 0 && bfd != -1; j++) {
 			memset(&e, 0, sizeof(e));
 			e.state = MQ_READY;
@@ -144,12 +153,12 @@ walk_flat(struct mq_queue *q, enum mq_state st, enum mq_dir dir,
 	struct mq_entry e;
 	struct dirent *de;
 	size_t len;
-	int dfd = q->dirfd[dir], rc = 0;
+	int dfd = q->dirfd[dir], rc = 0, saved;
 	DIR *d;
 
 	if ((d = mq_opendirat(dfd, ".")) == NULL)
 		return -1;
-	while (rc == 0 && (de = readdir(d)) != NULL) {
+	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
 		memset(&e, 0, sizeof(e));
@@ -177,6 +186,13 @@ walk_flat(struct mq_queue *q, enum mq_state st, enum mq_dir dir,
 		e.name = de->d_name;
 		if (fstatat(dfd, de->d_name, &e.st, AT_SYMLINK_NOFOLLOW) == 0)
 			rc = fn(&e, arg);
+	}
+	/* A listing cut short by an error would leave out messages. */
+	if (rc == 0 && errno != 0) {
+		saved = errno;
+		closedir(d);
+		errno = saved;
+		return -1;
 	}
 	closedir(d);
 	return rc;
@@ -238,7 +254,7 @@ count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
 	int64_t low_mtime = 0;
 	unsigned n;
 	long count = 0;
-	int fd;
+	int fd, saved;
 	DIR *d;
 
 	mq_bucket_name(b->base, b->prio, bucket);
@@ -249,7 +265,7 @@ count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
 		    0 : -1;
 	fd = dirfd(d);
 	first[0] = '\0';
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (mq_ready_name_parse(de->d_name, &seq, &n) == -1 ||
 		    (seq >> MQ_BUCKET_BITS) != (b->base >> MQ_BUCKET_BITS))
 			continue;
@@ -270,6 +286,13 @@ count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
 			low = seq;
 			snprintf(first, sizeof(first), "%s", de->d_name);
 		}
+	}
+	/* A listing cut short by an error would leave out messages. */
+	if (errno != 0) {
+		saved = errno;
+		closedir(d);
+		errno = saved;
+		return -1;
 	}
 	if (first[0] != '\0' &&
 	    fstatat(fd, first, &st, AT_SYMLINK_NOFOLLOW) == 0)
@@ -315,12 +338,12 @@ count_flat(struct mq_queue *q, enum mq_state state, enum mq_dir dir,
 	struct dirent *de;
 	struct stat st;
 	size_t len;
-	int dfd = q->dirfd[dir];
+	int dfd = q->dirfd[dir], saved;
 	DIR *d;
 
 	if ((d = mq_opendirat(dfd, ".")) == NULL)
 		return -1;
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
 		if (state == MQ_QUARANTINED) {
@@ -339,6 +362,12 @@ count_flat(struct mq_queue *q, enum mq_state state, enum mq_dir dir,
 		/* The claim's rename set the ctime. */
 		if (state == MQ_INFLIGHT)
 			keep_oldest(&s->oldest_lease_ns, ns_of(&st.st_ctim));
+	}
+	if (errno != 0) {
+		saved = errno;
+		closedir(d);
+		errno = saved;
+		return -1;
 	}
 	closedir(d);
 	return 0;

@@ -227,27 +227,38 @@ mq_trust(struct mq_queue *q, const char *path)
 	struct stat st;
 	size_t len;
 	DIR *d;
-	int n;
+	int n, saved;
 
 	if (stat(path, &st) == -1)
 		return -1;
+	/* A directory of no keys trusts no signer: it does not turn the
+	 * checks off. */
+	q->verifying = 1;
 	if (!S_ISDIR(st.st_mode))
 		return trust_one(q, path);
 	if ((d = opendir(path)) == NULL)
 		return -1;
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		len = strlen(de->d_name);
 		if (len < 5 || strcmp(de->d_name + len - 4, ".pub") != 0)
 			continue;
 		n = snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
 		if (n < 0 || (size_t)n >= sizeof(file) ||
 		    trust_one(q, file) == -1) {
-			int saved = n < 0 || (size_t)n >= sizeof(file) ?
+			saved = n < 0 || (size_t)n >= sizeof(file) ?
 			    ENAMETOOLONG : errno;
 			closedir(d);
 			errno = saved;
 			return -1;
 		}
+	}
+	/* A listing cut short would leave keys untrusted, and with none
+	 * at all, nothing verified. */
+	if (errno != 0) {
+		saved = errno;
+		closedir(d);
+		errno = saved;
+		return -1;
 	}
 	closedir(d);
 	return 0;

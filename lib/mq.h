@@ -382,7 +382,8 @@ int mq_keygen(const char *name);
 int mq_key_load(const char *path, struct mq_key *k);
 int mq_pubkey_load(const char *path, struct mq_pubkey *p);
 /* Trust a public key file, or every *.pub in a directory: claims then
- * deliver only messages signed by a trusted key. */
+ * deliver only messages signed by a trusted key (none, from a directory
+ * with no key in it). */
 int mq_trust(struct mq_queue *q, const char *path);
 /* The secret key that opens bodies sealed to it. */
 int mq_set_key(struct mq_queue *q, const char *path);

@@ -50,6 +50,8 @@ struct mq_queue {
 	struct mq_config config;
 	struct mq_pubkey *trusted;
 	size_t ntrusted;
+	int verifying;			/* trusted keys named: only their
+					   signatures pass, even with none */
 	int trust_loaded;
 	struct mq_key *open_key;	/* sodium_malloc'ed */
 	struct mq_cursor *cursor;	/* what a consumer keeps between claims */

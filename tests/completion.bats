@@ -50,3 +50,25 @@ complete_words() {
 		assert_success
 	done
 }
+
+@test "completion: every long option in a program's --help is completed by bash, zsh and fish" {
+	missing=""
+	for p in "$top"/cmd/mq-*.c; do
+		p=${p##*/}
+		p=${p%.c}
+		bash_opts=$(complete_words "$p" --)
+		# The program's branch of the zsh case; its fish lines, and
+		# those of the loop over programs it is in.
+		zsh=$(awk -v p="$p)" '$0 == p { on = 1; next } /^mq-[a-z]*\)$/ { on = 0 } on' "$top/completions/_mq")
+		c=$p
+		[[ " $(sed -n 's/^for c in //p' "$top/completions/mq.fish") " == *" $p "* ]] && c="$p|\\\$c"
+		fish=$(grep -E "^ *complete -c ($c) " "$top/completions/mq.fish")
+		for o in $("$p" --help |
+		    sed -n 's/^ \{1,\}\(-[[:alnum:]], \)\{0,1\}\(--[a-z][a-z-]*\).*/\2/p'); do
+			grep -qx -- "$o" <<<"$bash_opts" || missing+=" bash:$p:$o"
+			grep -qE -- "[{,')*]$o[[}]" <<<"$zsh" || missing+=" zsh:$p:$o"
+			grep -qE -- "-l ${o#--}( |\$)" <<<"$fish" || missing+=" fish:$p:$o"
+		done
+	done
+	assert_equal "$missing" ""
+}

@@ -306,6 +306,21 @@ check_topic() {
 	assert_equal "$(find "$T/T/fanout" "$T/a/tmp" -mindepth 1)" ""
 }
 
+@test "reliability: mq-send to a topic whose listing of a subscriber's tmp/ fails after its commit point: a claim delivers it" {
+	need_strace
+	mq-init --subscribe "$T/T" "$T/a"
+	# The only listing of a first send to a topic is the one that looks
+	# in a's tmp/ for the copy to place: it fails, the send is done, and
+	# recovery must still know the copy is owed.
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject=getdents64:error=EIO:when=1 mq-send "$T/T" "$T/small"
+	assert_success
+	assert_equal "$stderr" ""
+	run -0 mq-recv "$T/a"
+	assert_output "small body"
+	assert_equal "$(find "$T/T/fanout" "$T/a/tmp" -mindepth 1)" ""
+}
+
 # A large body (20 MiB: 160 writes of 128 KiB, writeback started every
 # 8 MiB) failing half way through its copy.
 
@@ -537,6 +552,52 @@ first_call() {
 	assert_equal "$stderr" "mq-recv: $Q: Input/output error"
 	wait_for 10 after_ns "$(newest_deadline "$T/q")"
 	mq-recv "$Q" | cmp - <(echo body)
+}
+
+@test "reliability: mq-ls: EIO listing a bucket or a state's folder exits 74, not a listing without its messages" {
+	need_strace
+	mq-send -q "$Q" "$T/small"
+	mq-send -q -d 1h "$Q" "$T/small"
+	# Two getdents64 calls a listing: new/ (1, 2), its bucket (3, 4),
+	# delay/ (5, 6), cur/, dead/ and quarantine/; the first call of each
+	# after new/'s, then the last of delay/'s (cut after its entries).
+	for k in 3 5 6 7 9 11; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="getdents64:error=EIO:when=$k" mq-ls "$Q"
+		assert_failure 74
+		assert_equal "$stderr" "mq-ls: $Q: Input/output error"
+	done
+	run -0 mq-ls "$Q"
+	assert_equal "${#lines[@]}" 2
+}
+
+@test "reliability: mq-stat: EIO listing a bucket or a state's folder exits 74, not counts without its messages" {
+	need_strace
+	mq-send -q "$Q" "$T/small"
+	mq-send -q -d 1h "$Q" "$T/small"
+	# As for mq-ls: new/ (calls 1, 2), its bucket (3, 4), delay/ (5, 6),
+	# cur/ (7, 8), dead/ and quarantine/.
+	for k in 3 5 6 7 9 11; do
+		run --separate-stderr traced_env strace -qq -o /dev/null \
+		    -e inject="getdents64:error=EIO:when=$k" mq-stat "$Q"
+		assert_failure 74
+		assert_equal "$stderr" "mq-stat: $Q: Input/output error"
+	done
+}
+
+@test "reliability: mq-recv --verify DIR whose listing fails (EIO) exits 74 and delivers nothing" {
+	need_strace
+	mkdir "$T/keys"
+	mq-keygen "$T/keys/a"
+	mq-send -q "$Q" "$T/small"
+	id=$(ready_ids "$Q")
+	# The first listing is that of the keys' directory.
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject=getdents64:error=EIO:when=1 mq-recv --verify "$T/keys" "$Q"
+	assert_failure 74
+	assert_output ""
+	assert_equal "$stderr" "mq-recv: $T/keys: Input/output error"
+	assert_equal "$(ready_ids "$Q")" "$id"
 }
 
 @test "reliability: mq-recv where locks fail (no lock manager) says so, not that the queue is empty" {
@@ -839,6 +900,21 @@ small_tmpfs() {
 	[ -n "$id" ] || fail "nothing sent"
 	assert_equal "$output" "$(printf '%s\nmq-send: %s: Input/output error\nexit 74' "$id" "$Q")"
 	assert_equal "$(mq-recv "$Q")" one
+	fsck_clean "$Q"
+}
+
+@test "reliability: mq-send -l that fails while a group is being committed prints that group's ids before it says why" {
+	need_strace
+	# A slow disk (each syncfs takes a second) keeps the first group in
+	# flight while the line too long for the queue is reached.
+	mq-init --max-size 100 "$Q"
+	{ seq 1 1500; head -c 300 /dev/zero | tr '\0' x; echo; echo after; } >"$T/toolong"
+	run -0 traced_env strace -f -qq -o /dev/null -e trace=syncfs \
+	    -e inject=syncfs:delay_exit=1000000 \
+	    bash -c 'mq-send -l "$1" "$2" 2>&1; echo "exit $?"' sh "$Q" "$T/toolong"
+	ids=$(ready_ids "$Q")
+	[ -n "$ids" ] || fail "nothing sent"
+	assert_equal "$output" "$(printf "%s\nmq-send: %s: Larger than the queue's max-size\nexit 65" "$ids" "$Q")"
 	fsck_clean "$Q"
 }
 

@@ -631,6 +631,24 @@ KEYS_SEAL="id time queue size raw-size sealed-to seal-key seal-header "
 	assert_quarantined "$forged" "Signed by a key that is not trusted"
 }
 
+@test "format: --verify or trusted-keys naming a directory with no key in it trusts no signer" {
+	mkdir "$T/nokeys"
+	for how in verify config; do
+		bad=$(echo "unsigned" | mq-send "$Q")
+		forged=$(echo "signed by anyone" | mq-send -s "$K/mallory.key" "$Q")
+		if [ "$how" = verify ]; then
+			run --separate-stderr mq-recv --verify "$T/nokeys" "$Q"
+		else
+			echo "trusted-keys = $T/nokeys" >>"$Q/config"
+			run --separate-stderr mq-recv "$Q"
+		fi
+		assert_failure 1
+		assert_output ""
+		assert_quarantined "$bad" "Unsigned, and signatures are required"
+		assert_quarantined "$forged" "Signed by a key that is not trusted"
+	done
+}
+
 @test "format: trusted-keys may name one .pub file" {
 	echo "trusted-keys = $K/alice.pub" >>"$Q/config"
 	m=$(echo "from mallory" | mq-send -s "$K/mallory.key" "$Q")
