@@ -481,6 +481,10 @@ main(int argc, char *argv[])
 		jobs = 1;
 	journal = getenv("JOURNAL_STREAM") != NULL;
 	signal(SIGPIPE, SIG_IGN);
+	/* Ignored SIGCHLD is inherited across exec, and with it the kernel
+	 * reaps each handler itself: waitpid would find no status to settle
+	 * its message by. */
+	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);

@@ -112,6 +112,30 @@ EOF
 	assert_equal "$(count_in "$Q" delay)" 0
 }
 
+@test "mq-watch: started with SIGCHLD ignored, it still settles each message by its handler's exit status" {
+	# An ignored SIGCHLD survives exec; the kernel would then reap the
+	# handlers before mq-watch could learn how they ended.
+	handler h <<'EOF'
+exit "$(cat)"
+EOF
+	ok=$(echo 0 | mq-send "$Q")
+	dead=$(echo 100 | mq-send "$Q")
+	retry=$(echo 3 | mq-send -z "$Q")
+	run -0 --separate-stderr timeout 20 python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execvp(sys.argv[1], sys.argv[1:])' mq-watch --drain "$Q" -- "$T/h"
+	assert_equal "${#stderr_lines[@]}" 3
+	assert_regex "${stderr_lines[0]}" "$ok attempt 1: ok \\("
+	assert_regex "${stderr_lines[1]}" "$dead attempt 1: exit 100, dead \\("
+	assert_regex "${stderr_lines[2]}" "$retry attempt 1: exit 3, retry in 1s \\("
+	run files dead
+	assert_output "$dead.1.failed"
+	assert_equal "$(count_in "$Q" delay)" 1
+	assert_equal "$(count_in "$Q" new)" 0
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
 @test "mq-watch: a message failing max-attempts times goes to dead/" {
 	# A zero backoff makes each retry ready at once, so --drain sees
 	# every attempt.
