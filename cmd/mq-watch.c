@@ -129,10 +129,14 @@ static int
 start(struct mq_queue *q, struct slot *s, char **cmd)
 {
 	int exec_err;
+	pid_t pid;
 	int64_t t = cli_now_ns(CLOCK_MONOTONIC);
 
-	s->pid = mq_handler_spawn(q, &s->m, cmd, 1, &s->pidfd, &exec_err);
-	if (s->pid == -1) {
+	/* The slot stays free (pid 0) unless a handler runs in it: a failed
+	 * start must not leave -1 there to be polled, waited for as "any
+	 * child" and signalled as "every process". */
+	pid = mq_handler_spawn(q, &s->m, cmd, 1, &s->pidfd, &exec_err);
+	if (pid == -1) {
 		int err = errno;
 		mq_msg_close(&s->m);
 		mq_unclaim(q, s->m.receipt);
@@ -141,6 +145,7 @@ start(struct mq_queue *q, struct slot *s, char **cmd)
 			return exec_err == ENOENT ? 127 : 126;
 		return mq_exit_status(err);
 	}
+	s->pid = pid;
 	s->started = t;
 	s->renew_at = t + (int64_t)lease * 1000000000 / 3;
 	s->term_at = timeout_s ? t + (int64_t)timeout_s * 1000000000 : 0;

@@ -212,6 +212,40 @@ EOF
 	empty_queue
 }
 
+@test "mq-watch: a handler that cannot start while another runs: that one is settled by its own status, then exit 127" {
+	# The first handler takes its program away, so that the second
+	# message's cannot be found.
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+mv "$0" "$T/h.moved"
+end=$((SECONDS + 20))
+until [ -e "$T/go" ]; do
+	[ "$SECONDS" -lt "$end" ] || exit 1
+	sleep 0.05
+done
+exit 3
+EOF
+	first=$(echo first | mq-send "$Q")
+	bg watch mq-watch -j 2 "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -e "$T/h.moved"
+	second=$(echo second | mq-send "$Q")
+	wait_for 5 log_has 'No such file or directory'
+	touch "$T/go"
+	wait_exit 10 "$pid"
+	assert_equal "$EXIT_STATUS" 127
+	run cat "$T/watch.err"
+	assert_equal "${#lines[@]}" 2
+	assert_equal "${lines[0]}" "mq-watch: $T/h: No such file or directory"
+	assert_regex "${lines[1]}" \
+	    "^$STAMP mq-watch: $Q: $first attempt 1: exit 3, retry in 1s \\("
+	run files delay
+	assert_output --regexp "^[0-9]+\\.$first\\.1\$"
+	run files new
+	assert_output "$second.0"
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
 @test "mq-watch: -j 1 handles messages in FIFO order" {
 	handler h <<'EOF'
 { cat; echo; } >>"$T/order"
