@@ -535,10 +535,8 @@ main(int argc, char *argv[])
 			if (cmd == NULL) {
 				if ((rc = stream_batch(q, sep, &status)) == -1)
 					stopping = 1;
-				if (rc <= 0)
-					break;
-				claimed = 1;
-				continue;
+				claimed = rc > 0;
+				break;
 			}
 			if ((rc = mq_claim(q, lease, 1, &m)) == -1) {
 				err = errno;
@@ -561,10 +559,13 @@ main(int argc, char *argv[])
 		}
 		if (running == 0 && (stopping || (drain && !claimed)))
 			break;
-		if (claimed && cmd == NULL)
-			continue;
 		ms = -1;
-		if (!stopping && !drain) {
+		/* A stream goes on with its next batch at once, but only
+		 * after a look at the signals: a steady backlog must not
+		 * hold off a stop. */
+		if (claimed && cmd == NULL)
+			ms = 0;
+		else if (!stopping && !drain) {
 			if (mq_waiter_timeout(w, -1, &ms) == -1) {
 				err = errno;
 				cli_warn(queue, err);

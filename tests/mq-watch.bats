@@ -616,6 +616,41 @@ EOF
 	wait_for 5 empty_queue
 }
 
+@test "mq-watch: SIGTERM stops a stream with a backlog after the batch it is writing" {
+	# More than a pipe holds, so that mq-watch blocks writing to its
+	# reader, which waits for the signal to have been sent.
+	seq -f '%g.....................................................' 3000 |
+	    mq-send -l -q "$Q"
+	mkfifo "$T/fifo"
+	BG_STDIN=$T/fifo bg reader bash -c 'IFS= read -r line &&
+	    echo "$line" && touch "$T/started" && end=$((SECONDS + 20)) &&
+	    until [ -e "$T/go" ]; do
+		[ "$SECONDS" -lt "$end" ] || exit 1
+		sleep 0.05
+	    done && cat'
+	reader=$BG_PID
+	bg watch bash -c 'exec mq-watch "$1" >"$2"' _ "$Q" "$T/fifo"
+	pid=$BG_PID
+	wait_for 10 test -e "$T/started"
+	wait_for 10 sleeping "$pid"
+	kill -TERM "$pid"
+	touch "$T/go"
+	wait_exit 20 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	wait_exit 10 "$reader"
+	assert_equal "$EXIT_STATUS" 0
+	run cat "$T/watch.err"
+	assert_regex "$output" "^$STAMP mq-watch: $Q: signal 15: finishing 0 handler\\(s\\)\$"
+	# What was streamed was acked, in order; the rest is still ready.
+	streamed=$(wc -l <"$T/reader.out")
+	left=$(count_in "$Q" new)
+	assert_equal $((streamed + left)) 3000
+	[ "$left" -gt 1000 ]
+	seq -f '%g.....................................................' \
+	    "$streamed" | cmp - "$T/reader.out"
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
 @test "mq-watch: a stream reader that quits early gets no message lost: the rest of the batch goes back" {
 	seq 1 100 | mq-send -l -q "$Q"
 	run -74 --separate-stderr bash -c \
