@@ -382,6 +382,16 @@ abandon(struct mq_queue *q, struct slot *s)
 		    s->m.id, s->m.attempt);
 }
 
+/* Signal a handler and what it started: it leads a process group of its
+ * own, and a child left running would go on with the work of a message
+ * that is retried or given back meanwhile.  One that moved to another
+ * group is signalled alone. */
+static void
+kill_handler(pid_t pid, int sig)
+{
+	kill(getpgid(pid) == pid ? -pid : pid, sig);
+}
+
 static int64_t
 earliest(int64_t a, int64_t b)
 {
@@ -397,12 +407,12 @@ on_timers(struct mq_queue *q, struct slot *s, int64_t t)
 		s->renew_at = t + (int64_t)lease * 1000000000 / 3;
 	}
 	if (s->term_at != 0 && t >= s->term_at) {
-		kill(s->pid, SIGTERM);
+		kill_handler(s->pid, SIGTERM);
 		s->term_at = 0;
 		s->kill_at = t + KILL_GRACE_NS;
 	}
 	if (s->kill_at != 0 && t >= s->kill_at)
-		kill(s->pid, SIGKILL);
+		kill_handler(s->pid, SIGKILL);
 }
 
 int
@@ -614,7 +624,8 @@ main(int argc, char *argv[])
 					killing = 1;
 					for (i = 0; i < (int)jobs; i++)
 						if (slots[i].pid != 0)
-							kill(slots[i].pid, SIGKILL);
+							kill_handler(slots[i].pid,
+							    SIGKILL);
 				}
 			}
 		}

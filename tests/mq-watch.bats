@@ -418,6 +418,23 @@ EOF
 	assert_equal "$(count_in "$Q" cur)" 0
 }
 
+@test "mq-watch: --timeout ends what the handler started too, not only the handler" {
+	handler h <<'EOF'
+sleep 60 &
+echo "$!" >>"$T/bg.pids"
+echo "$!" >"$T/child"
+wait
+EOF
+	id=$(echo stuck | mq-send "$Q")
+	bg watch mq-watch --drain --timeout 1 "$Q" -- "$T/h"
+	wait_exit 20 "$BG_PID"
+	assert_equal "$EXIT_STATUS" 0
+	log_has "$id attempt 1: timed out, killed by signal 15, retry in 1s \\("
+	# Left running, the child would go on with the work of a message
+	# that is retried meanwhile.
+	wait_for 5 gone "$(cat "$T/child")"
+}
+
 @test "mq-watch: --timeout follows TERM with KILL for a handler that ignores TERM" {
 	handler h <<'EOF'
 trap '' TERM
@@ -519,6 +536,27 @@ EOF
 	assert_output "$id.0"
 	assert_equal "$(count_in "$Q" cur)" 0
 	assert_equal "$(count_in "$Q" delay)" 0
+}
+
+@test "mq-watch: a second signal kills what the handler started too" {
+	handler h <<'EOF'
+sleep 60 &
+echo "$!" >>"$T/bg.pids"
+echo "$!" >"$T/child"
+wait
+EOF
+	id=$(echo inflight | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -s "$T/child"
+	kill -TERM "$pid"
+	wait_for 5 log_has 'signal 15'
+	kill -TERM "$pid"
+	wait_exit 10 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	log_has "$id attempt 1: killed on shutdown, released"
+	# Its message is given back: nothing of the handler may go on with it.
+	wait_for 5 gone "$(cat "$T/child")"
 }
 
 @test "mq-watch: SIGINT stops an idle watcher with status 0" {
