@@ -153,16 +153,27 @@ start(struct mq_queue *q, struct slot *s, char **cmd)
 	return 0;
 }
 
-static void
-finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg)
+/* Collect a handler that ended; returns its wait status. */
+static int
+reap(struct slot *s)
 {
-	double secs;
-	int wstatus, outcome, code;
+	int wstatus;
 
 	while (waitpid(s->pid, &wstatus, 0) == -1 && errno == EINTR)
 		;
 	close(s->pidfd);
 	s->pid = 0;
+	return wstatus;
+}
+
+/* Settle the message of a handler that ended with wstatus. */
+static void
+finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg,
+    int wstatus)
+{
+	double secs;
+	int outcome, code;
+
 	secs = (double)(cli_now_ns(CLOCK_MONOTONIC) - s->started) / 1e9;
 	/* A handler that ran out of time failed, whatever it exited with. */
 	if (s->kill_at != 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
@@ -370,10 +381,6 @@ stream_batch(struct mq_queue *q, char sep, int *status)
 static void
 abandon(struct mq_queue *q, struct slot *s)
 {
-	while (waitpid(s->pid, NULL, 0) == -1 && errno == EINTR)
-		;
-	close(s->pidfd);
-	s->pid = 0;
 	mq_msg_close(&s->m);
 	if (mq_unclaim(q, s->m.receipt) == -1)
 		logline(3, "%s: %s", s->m.receipt, mq_strerror(errno));
@@ -439,7 +446,7 @@ main(int argc, char *argv[])
 	char **cmd = NULL, *end, sep = '\n';
 	unsigned long jobs = 1;
 	int c, i, n, sfd, ms, rc, drain = 0, stopping = 0, killing = 0;
-	int running, claimed, status = 0, err;
+	int running, claimed, status = 0, err, ws;
 	int64_t t, next;
 	const char *verify[32], *key = NULL;
 	int nverify = 0;
@@ -634,10 +641,15 @@ main(int argc, char *argv[])
 			if (slots[i].pid == 0)
 				continue;
 			if (pfd[2 + i].revents & (POLLIN | POLLHUP)) {
-				if (killing)
+				/* One that ended by itself before the
+				 * second signal reached it is settled by
+				 * how it ended: it is not running. */
+				ws = reap(&slots[i]);
+				if (killing && WIFSIGNALED(ws) &&
+				    WTERMSIG(ws) == SIGKILL)
 					abandon(q, &slots[i]);
 				else
-					finish(q, &slots[i], &cfg);
+					finish(q, &slots[i], &cfg, ws);
 			} else
 				on_timers(q, &slots[i], t);
 		}

@@ -538,6 +538,38 @@ EOF
 	assert_equal "$(count_in "$Q" delay)" 0
 }
 
+@test "mq-watch: a handler that ended before the second signal is settled by its exit status" {
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+echo "$$" >"$T/handler"
+end=$((SECONDS + 20))
+until [ -e "$T/go" ]; do
+	[ "$SECONDS" -lt "$end" ] || exit 1
+	sleep 0.05
+done
+exit 100
+EOF
+	id=$(echo poison | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -s "$T/handler"
+	# Stopped, mq-watch sees the handler's end and both signals at once.
+	kill -STOP "$pid"
+	touch "$T/go"
+	wait_for 10 gone "$(cat "$T/handler")"
+	kill -TERM "$pid"
+	kill -INT "$pid"
+	kill -CONT "$pid"
+	wait_exit 10 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	log_has "$id attempt 1: exit 100, dead \\("
+	! log_has 'killed on shutdown'
+	run files dead
+	assert_output "$id.1.failed"
+	assert_equal "$(count_in "$Q" new)" 0
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
 @test "mq-watch: a second signal kills what the handler started too" {
 	handler h <<'EOF'
 sleep 60 &
