@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -68,7 +69,9 @@ static int journal;
 static unsigned lease;
 static unsigned timeout_s;
 
-/* One line per event; under systemd a priority prefix instead of a time. */
+/* One line per event; under systemd a priority prefix instead of a time.
+ * The line goes out in one write: the handlers write to the same standard
+ * error, and a line written in pieces could have theirs in the middle. */
 static void
 logline(int prio, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -76,23 +79,29 @@ logline(int prio, const char *fmt, ...)
 static void
 logline(int prio, const char *fmt, ...)
 {
-	char stamp[32];
+	char line[PATH_MAX + 512], stamp[32];
+	size_t len, room = sizeof(line) - 1;	/* the newline's place kept */
 	struct tm tm;
 	time_t t;
 	va_list ap;
+	int n;
 
 	if (journal)
-		fprintf(stderr, "<%d>%s: ", prio, queue);
+		n = snprintf(line, room, "<%d>%s: ", prio, queue);
 	else {
 		t = time(NULL);
 		gmtime_r(&t, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		fprintf(stderr, "%s %s: %s: ", stamp, cli_prog, queue);
+		n = snprintf(line, room, "%s %s: %s: ", stamp, cli_prog,
+		    queue);
 	}
+	len = n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vsnprintf(line + len, room - len, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	len += n < 0 ? 0 : (size_t)n < room - len ? (size_t)n : room - len - 1;
+	line[len++] = '\n';
+	(void)!write(2, line, len);
 }
 
 /* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. */

@@ -874,6 +874,36 @@ EOF
 
 # --- logging and systemd ---------------------------------------------------------
 
+@test "mq-watch: a log line stays whole while a handler writes to the same standard error" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	# The first handler ends at once; the second writes to standard
+	# error until the first one's log line is there.  Each write of
+	# mq-watch is held a second, so that a line written in pieces has
+	# the other handler's output in between.
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+[ "$(cat)" = quick ] && exit 0
+end=$((SECONDS + 30))
+until [ -e "$T/go" ]; do
+	[ "$SECONDS" -lt "$end" ] || exit 1
+	echo noise >&2
+	sleep 0.02
+done
+EOF
+	quick=$(echo quick | mq-send "$Q")
+	noisy=$(echo noisy | mq-send "$Q")
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 bg watch strace -qq \
+	    -o /dev/null -e trace=write -e inject=write:delay_exit=1000000 \
+	    mq-watch --drain -j 2 "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 20 log_has "$quick attempt 1"
+	touch "$T/go"
+	wait_exit 20 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	log_has "^$STAMP mq-watch: $Q: $quick attempt 1: ok \\([0-9.]+s\\)\$"
+	log_has "^$STAMP mq-watch: $Q: $noisy attempt 1: ok \\([0-9.]+s\\)\$"
+}
+
 @test "mq-watch: under journald (JOURNAL_STREAM) log lines carry a priority and no time" {
 	handler h <<'EOF'
 [ "$(cat)" = good ] || exit 100
