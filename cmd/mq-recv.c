@@ -324,6 +324,10 @@ main(int argc, char *argv[])
 		cmd = argv + optind + 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* An ignored SIGCHLD, inherited across exec, would have the kernel
+	 * reap the handler, and the body's decoder, before waitpid saw how
+	 * they ended. */
+	signal(SIGCHLD, SIG_DFL);
 	if ((q = mq_open(queue)) == NULL) {
 		err = errno;
 		cli_warn(queue, err);

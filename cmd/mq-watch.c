@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -68,7 +69,9 @@ static int journal;
 static unsigned lease;
 static unsigned timeout_s;
 
-/* One line per event; under systemd a priority prefix instead of a time. */
+/* One line per event; under systemd a priority prefix instead of a time.
+ * The line goes out in one write: the handlers write to the same standard
+ * error, and a line written in pieces could have theirs in the middle. */
 static void
 logline(int prio, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -76,23 +79,29 @@ logline(int prio, const char *fmt, ...)
 static void
 logline(int prio, const char *fmt, ...)
 {
-	char stamp[32];
+	char line[PATH_MAX + 512], stamp[32];
+	size_t len, room = sizeof(line) - 1;	/* the newline's place kept */
 	struct tm tm;
 	time_t t;
 	va_list ap;
+	int n;
 
 	if (journal)
-		fprintf(stderr, "<%d>%s: ", prio, queue);
+		n = snprintf(line, room, "<%d>%s: ", prio, queue);
 	else {
 		t = time(NULL);
 		gmtime_r(&t, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		fprintf(stderr, "%s %s: %s: ", stamp, cli_prog, queue);
+		n = snprintf(line, room, "%s %s: %s: ", stamp, cli_prog,
+		    queue);
 	}
+	len = n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vsnprintf(line + len, room - len, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	len += n < 0 ? 0 : (size_t)n < room - len ? (size_t)n : room - len - 1;
+	line[len++] = '\n';
+	(void)!write(2, line, len);
 }
 
 /* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. */
@@ -129,10 +138,14 @@ static int
 start(struct mq_queue *q, struct slot *s, char **cmd)
 {
 	int exec_err;
+	pid_t pid;
 	int64_t t = cli_now_ns(CLOCK_MONOTONIC);
 
-	s->pid = mq_handler_spawn(q, &s->m, cmd, 1, &s->pidfd, &exec_err);
-	if (s->pid == -1) {
+	/* The slot stays free (pid 0) unless a handler runs in it: a failed
+	 * start must not leave -1 there to be polled, waited for as "any
+	 * child" and signalled as "every process". */
+	pid = mq_handler_spawn(q, &s->m, cmd, 1, &s->pidfd, &exec_err);
+	if (pid == -1) {
 		int err = errno;
 		mq_msg_close(&s->m);
 		mq_unclaim(q, s->m.receipt);
@@ -141,6 +154,7 @@ start(struct mq_queue *q, struct slot *s, char **cmd)
 			return exec_err == ENOENT ? 127 : 126;
 		return mq_exit_status(err);
 	}
+	s->pid = pid;
 	s->started = t;
 	s->renew_at = t + (int64_t)lease * 1000000000 / 3;
 	s->term_at = timeout_s ? t + (int64_t)timeout_s * 1000000000 : 0;
@@ -148,16 +162,27 @@ start(struct mq_queue *q, struct slot *s, char **cmd)
 	return 0;
 }
 
-static void
-finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg)
+/* Collect a handler that ended; returns its wait status. */
+static int
+reap(struct slot *s)
 {
-	double secs;
-	int wstatus, outcome, code;
+	int wstatus;
 
 	while (waitpid(s->pid, &wstatus, 0) == -1 && errno == EINTR)
 		;
 	close(s->pidfd);
 	s->pid = 0;
+	return wstatus;
+}
+
+/* Settle the message of a handler that ended with wstatus. */
+static void
+finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg,
+    int wstatus)
+{
+	double secs;
+	int outcome, code;
+
 	secs = (double)(cli_now_ns(CLOCK_MONOTONIC) - s->started) / 1e9;
 	/* A handler that ran out of time failed, whatever it exited with. */
 	if (s->kill_at != 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
@@ -365,16 +390,22 @@ stream_batch(struct mq_queue *q, char sep, int *status)
 static void
 abandon(struct mq_queue *q, struct slot *s)
 {
-	while (waitpid(s->pid, NULL, 0) == -1 && errno == EINTR)
-		;
-	close(s->pidfd);
-	s->pid = 0;
 	mq_msg_close(&s->m);
 	if (mq_unclaim(q, s->m.receipt) == -1)
 		logline(3, "%s: %s", s->m.receipt, mq_strerror(errno));
 	else
 		logline(4, "%s attempt %u: killed on shutdown, released",
 		    s->m.id, s->m.attempt);
+}
+
+/* Signal a handler and what it started: it leads a process group of its
+ * own, and a child left running would go on with the work of a message
+ * that is retried or given back meanwhile.  One that moved to another
+ * group is signalled alone. */
+static void
+kill_handler(pid_t pid, int sig)
+{
+	kill(getpgid(pid) == pid ? -pid : pid, sig);
 }
 
 static int64_t
@@ -392,12 +423,12 @@ on_timers(struct mq_queue *q, struct slot *s, int64_t t)
 		s->renew_at = t + (int64_t)lease * 1000000000 / 3;
 	}
 	if (s->term_at != 0 && t >= s->term_at) {
-		kill(s->pid, SIGTERM);
+		kill_handler(s->pid, SIGTERM);
 		s->term_at = 0;
 		s->kill_at = t + KILL_GRACE_NS;
 	}
 	if (s->kill_at != 0 && t >= s->kill_at)
-		kill(s->pid, SIGKILL);
+		kill_handler(s->pid, SIGKILL);
 }
 
 int
@@ -424,7 +455,7 @@ main(int argc, char *argv[])
 	char **cmd = NULL, *end, sep = '\n';
 	unsigned long jobs = 1;
 	int c, i, n, sfd, ms, rc, drain = 0, stopping = 0, killing = 0;
-	int running, claimed, status = 0, err;
+	int running, claimed, status = 0, err, ws;
 	int64_t t, next;
 	const char *verify[32], *key = NULL;
 	int nverify = 0;
@@ -481,6 +512,10 @@ main(int argc, char *argv[])
 		jobs = 1;
 	journal = getenv("JOURNAL_STREAM") != NULL;
 	signal(SIGPIPE, SIG_IGN);
+	/* Ignored SIGCHLD is inherited across exec, and with it the kernel
+	 * reaps each handler itself: waitpid would find no status to settle
+	 * its message by. */
+	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
@@ -526,10 +561,8 @@ main(int argc, char *argv[])
 			if (cmd == NULL) {
 				if ((rc = stream_batch(q, sep, &status)) == -1)
 					stopping = 1;
-				if (rc <= 0)
-					break;
-				claimed = 1;
-				continue;
+				claimed = rc > 0;
+				break;
 			}
 			if ((rc = mq_claim(q, lease, 1, &m)) == -1) {
 				err = errno;
@@ -552,10 +585,13 @@ main(int argc, char *argv[])
 		}
 		if (running == 0 && (stopping || (drain && !claimed)))
 			break;
-		if (claimed && cmd == NULL)
-			continue;
 		ms = -1;
-		if (!stopping && !drain) {
+		/* A stream goes on with its next batch at once, but only
+		 * after a look at the signals: a steady backlog must not
+		 * hold off a stop. */
+		if (claimed && cmd == NULL)
+			ms = 0;
+		else if (!stopping && !drain) {
 			if (mq_waiter_timeout(w, -1, &ms) == -1) {
 				err = errno;
 				cli_warn(queue, err);
@@ -604,7 +640,8 @@ main(int argc, char *argv[])
 					killing = 1;
 					for (i = 0; i < (int)jobs; i++)
 						if (slots[i].pid != 0)
-							kill(slots[i].pid, SIGKILL);
+							kill_handler(slots[i].pid,
+							    SIGKILL);
 				}
 			}
 		}
@@ -613,10 +650,15 @@ main(int argc, char *argv[])
 			if (slots[i].pid == 0)
 				continue;
 			if (pfd[2 + i].revents & (POLLIN | POLLHUP)) {
-				if (killing)
+				/* One that ended by itself before the
+				 * second signal reached it is settled by
+				 * how it ended: it is not running. */
+				ws = reap(&slots[i]);
+				if (killing && WIFSIGNALED(ws) &&
+				    WTERMSIG(ws) == SIGKILL)
 					abandon(q, &slots[i]);
 				else
-					finish(q, &slots[i], &cfg);
+					finish(q, &slots[i], &cfg, ws);
 			} else
 				on_timers(q, &slots[i], t);
 		}

@@ -180,6 +180,23 @@ decoy() {
 	assert_output later
 }
 
+@test "mq-recv: started with SIGCHLD ignored, it still settles the message by the handler's exit status" {
+	# An ignored SIGCHLD survives exec; the kernel would then reap the
+	# handler, and the decoder of a compressed body, before mq-recv
+	# could learn how they ended.
+	id=$(printf again | mq-send -z "$Q")
+	run --separate-stderr python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execvp(sys.argv[1], sys.argv[1:])' mq-recv "$Q" -- \
+	    sh -c 'cat >"$0"; exit 3' "$BATS_TEST_TMPDIR/stdin"
+	assert_failure 75
+	assert_equal "$stderr" "mq-recv: $Q: $id: handler exited 3; released"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/stdin")" again
+	assert_equal "$(names_in new)" "$id.1"
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
 @test "mq-recv: a handler killed by a signal releases the message" {
 	id=$(send x)
 	run --separate-stderr mq-recv "$Q" -- sh -c 'kill -9 $$'

@@ -112,6 +112,30 @@ EOF
 	assert_equal "$(count_in "$Q" delay)" 0
 }
 
+@test "mq-watch: started with SIGCHLD ignored, it still settles each message by its handler's exit status" {
+	# An ignored SIGCHLD survives exec; the kernel would then reap the
+	# handlers before mq-watch could learn how they ended.
+	handler h <<'EOF'
+exit "$(cat)"
+EOF
+	ok=$(echo 0 | mq-send "$Q")
+	dead=$(echo 100 | mq-send "$Q")
+	retry=$(echo 3 | mq-send -z "$Q")
+	run -0 --separate-stderr timeout 20 python3 -c '
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execvp(sys.argv[1], sys.argv[1:])' mq-watch --drain "$Q" -- "$T/h"
+	assert_equal "${#stderr_lines[@]}" 3
+	assert_regex "${stderr_lines[0]}" "$ok attempt 1: ok \\("
+	assert_regex "${stderr_lines[1]}" "$dead attempt 1: exit 100, dead \\("
+	assert_regex "${stderr_lines[2]}" "$retry attempt 1: exit 3, retry in 1s \\("
+	run files dead
+	assert_output "$dead.1.failed"
+	assert_equal "$(count_in "$Q" delay)" 1
+	assert_equal "$(count_in "$Q" new)" 0
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
 @test "mq-watch: a message failing max-attempts times goes to dead/" {
 	# A zero backoff makes each retry ready at once, so --drain sees
 	# every attempt.
@@ -186,6 +210,40 @@ EOF
 	# Never more than three at once.
 	between "handlers at once" "$(sort -n "$T/concurrency" | tail -1)" 1 3
 	empty_queue
+}
+
+@test "mq-watch: a handler that cannot start while another runs: that one is settled by its own status, then exit 127" {
+	# The first handler takes its program away, so that the second
+	# message's cannot be found.
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+mv "$0" "$T/h.moved"
+end=$((SECONDS + 20))
+until [ -e "$T/go" ]; do
+	[ "$SECONDS" -lt "$end" ] || exit 1
+	sleep 0.05
+done
+exit 3
+EOF
+	first=$(echo first | mq-send "$Q")
+	bg watch mq-watch -j 2 "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -e "$T/h.moved"
+	second=$(echo second | mq-send "$Q")
+	wait_for 5 log_has 'No such file or directory'
+	touch "$T/go"
+	wait_exit 10 "$pid"
+	assert_equal "$EXIT_STATUS" 127
+	run cat "$T/watch.err"
+	assert_equal "${#lines[@]}" 2
+	assert_equal "${lines[0]}" "mq-watch: $T/h: No such file or directory"
+	assert_regex "${lines[1]}" \
+	    "^$STAMP mq-watch: $Q: $first attempt 1: exit 3, retry in 1s \\("
+	run files delay
+	assert_output --regexp "^[0-9]+\\.$first\\.1\$"
+	run files new
+	assert_output "$second.0"
+	assert_equal "$(count_in "$Q" cur)" 0
 }
 
 @test "mq-watch: -j 1 handles messages in FIFO order" {
@@ -360,6 +418,23 @@ EOF
 	assert_equal "$(count_in "$Q" cur)" 0
 }
 
+@test "mq-watch: --timeout ends what the handler started too, not only the handler" {
+	handler h <<'EOF'
+sleep 60 &
+echo "$!" >>"$T/bg.pids"
+echo "$!" >"$T/child"
+wait
+EOF
+	id=$(echo stuck | mq-send "$Q")
+	bg watch mq-watch --drain --timeout 1 "$Q" -- "$T/h"
+	wait_exit 20 "$BG_PID"
+	assert_equal "$EXIT_STATUS" 0
+	log_has "$id attempt 1: timed out, killed by signal 15, retry in 1s \\("
+	# Left running, the child would go on with the work of a message
+	# that is retried meanwhile.
+	wait_for 5 gone "$(cat "$T/child")"
+}
+
 @test "mq-watch: --timeout follows TERM with KILL for a handler that ignores TERM" {
 	handler h <<'EOF'
 trap '' TERM
@@ -463,6 +538,59 @@ EOF
 	assert_equal "$(count_in "$Q" delay)" 0
 }
 
+@test "mq-watch: a handler that ended before the second signal is settled by its exit status" {
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+echo "$$" >"$T/handler"
+end=$((SECONDS + 20))
+until [ -e "$T/go" ]; do
+	[ "$SECONDS" -lt "$end" ] || exit 1
+	sleep 0.05
+done
+exit 100
+EOF
+	id=$(echo poison | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -s "$T/handler"
+	# Stopped, mq-watch sees the handler's end and both signals at once.
+	kill -STOP "$pid"
+	touch "$T/go"
+	wait_for 10 gone "$(cat "$T/handler")"
+	kill -TERM "$pid"
+	kill -INT "$pid"
+	kill -CONT "$pid"
+	wait_exit 10 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	log_has "$id attempt 1: exit 100, dead \\("
+	! log_has 'killed on shutdown'
+	run files dead
+	assert_output "$id.1.failed"
+	assert_equal "$(count_in "$Q" new)" 0
+	assert_equal "$(count_in "$Q" cur)" 0
+}
+
+@test "mq-watch: a second signal kills what the handler started too" {
+	handler h <<'EOF'
+sleep 60 &
+echo "$!" >>"$T/bg.pids"
+echo "$!" >"$T/child"
+wait
+EOF
+	id=$(echo inflight | mq-send "$Q")
+	bg watch mq-watch "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 5 test -s "$T/child"
+	kill -TERM "$pid"
+	wait_for 5 log_has 'signal 15'
+	kill -TERM "$pid"
+	wait_exit 10 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	log_has "$id attempt 1: killed on shutdown, released"
+	# Its message is given back: nothing of the handler may go on with it.
+	wait_for 5 gone "$(cat "$T/child")"
+}
+
 @test "mq-watch: SIGINT stops an idle watcher with status 0" {
 	bg watch mq-watch "$Q" -- true
 	pid=$BG_PID
@@ -556,6 +684,41 @@ EOF
 	echo later | mq-send -q "$Q"
 	wait_for 5 grep -qx later "$T/watch.out"
 	wait_for 5 empty_queue
+}
+
+@test "mq-watch: SIGTERM stops a stream with a backlog after the batch it is writing" {
+	# More than a pipe holds, so that mq-watch blocks writing to its
+	# reader, which waits for the signal to have been sent.
+	seq -f '%g.....................................................' 3000 |
+	    mq-send -l -q "$Q"
+	mkfifo "$T/fifo"
+	BG_STDIN=$T/fifo bg reader bash -c 'IFS= read -r line &&
+	    echo "$line" && touch "$T/started" && end=$((SECONDS + 20)) &&
+	    until [ -e "$T/go" ]; do
+		[ "$SECONDS" -lt "$end" ] || exit 1
+		sleep 0.05
+	    done && cat'
+	reader=$BG_PID
+	bg watch bash -c 'exec mq-watch "$1" >"$2"' _ "$Q" "$T/fifo"
+	pid=$BG_PID
+	wait_for 10 test -e "$T/started"
+	wait_for 10 sleeping "$pid"
+	kill -TERM "$pid"
+	touch "$T/go"
+	wait_exit 20 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	wait_exit 10 "$reader"
+	assert_equal "$EXIT_STATUS" 0
+	run cat "$T/watch.err"
+	assert_regex "$output" "^$STAMP mq-watch: $Q: signal 15: finishing 0 handler\\(s\\)\$"
+	# What was streamed was acked, in order; the rest is still ready.
+	streamed=$(wc -l <"$T/reader.out")
+	left=$(count_in "$Q" new)
+	assert_equal $((streamed + left)) 3000
+	[ "$left" -gt 1000 ]
+	seq -f '%g.....................................................' \
+	    "$streamed" | cmp - "$T/reader.out"
+	assert_equal "$(count_in "$Q" cur)" 0
 }
 
 @test "mq-watch: a stream reader that quits early gets no message lost: the rest of the batch goes back" {
@@ -710,6 +873,36 @@ EOF
 }
 
 # --- logging and systemd ---------------------------------------------------------
+
+@test "mq-watch: a log line stays whole while a handler writes to the same standard error" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	# The first handler ends at once; the second writes to standard
+	# error until the first one's log line is there.  Each write of
+	# mq-watch is held a second, so that a line written in pieces has
+	# the other handler's output in between.
+	handler h <<'EOF'
+echo "$$" >>"$T/bg.pids"
+[ "$(cat)" = quick ] && exit 0
+end=$((SECONDS + 30))
+until [ -e "$T/go" ]; do
+	[ "$SECONDS" -lt "$end" ] || exit 1
+	echo noise >&2
+	sleep 0.02
+done
+EOF
+	quick=$(echo quick | mq-send "$Q")
+	noisy=$(echo noisy | mq-send "$Q")
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 bg watch strace -qq \
+	    -o /dev/null -e trace=write -e inject=write:delay_exit=1000000 \
+	    mq-watch --drain -j 2 "$Q" -- "$T/h"
+	pid=$BG_PID
+	wait_for 20 log_has "$quick attempt 1"
+	touch "$T/go"
+	wait_exit 20 "$pid"
+	assert_equal "$EXIT_STATUS" 0
+	log_has "^$STAMP mq-watch: $Q: $quick attempt 1: ok \\([0-9.]+s\\)\$"
+	log_has "^$STAMP mq-watch: $Q: $noisy attempt 1: ok \\([0-9.]+s\\)\$"
+}
 
 @test "mq-watch: under journald (JOURNAL_STREAM) log lines carry a priority and no time" {
 	handler h <<'EOF'
