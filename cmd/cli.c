@@ -2,6 +2,7 @@
  * cli.c - shared by the mq programs; see cli.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <dirent.h>
@@ -77,6 +78,17 @@ cli_version(void)
 		exit(74);
 	}
 	exit(0);
+}
+
+void
+cli_std_fds(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) != -1 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
 }
 
 int

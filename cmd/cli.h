@@ -24,6 +24,10 @@ void cli_help(const char *usage, const char *text) __attribute__((noreturn));
 void cli_version(void) __attribute__((noreturn));
 /* Flush stdout; on failure report it and return 74. */
 int cli_flush(int status);
+/* Open /dev/null on whichever of descriptors 0, 1 and 2 is closed, so
+ * that nothing the program opens lands there, to become a child's
+ * standard input, output or error. */
+void cli_std_fds(void);
 /* Parse a duration operand or exit 64 with a message naming it. */
 unsigned cli_duration(const char *opt, const char *arg);
 

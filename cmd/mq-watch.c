@@ -427,8 +427,12 @@ on_timers(struct mq_queue *q, struct slot *s, int64_t t)
 		s->term_at = 0;
 		s->kill_at = t + KILL_GRACE_NS;
 	}
-	if (s->kill_at != 0 && t >= s->kill_at)
+	if (s->kill_at != 0 && t >= s->kill_at) {
 		kill_handler(s->pid, SIGKILL);
+		/* Again in a second rather than at once, round and round,
+		 * for one stuck where a kill must wait (a hung NFS mount). */
+		s->kill_at = t + 1000000000;
+	}
 }
 
 int
@@ -460,6 +464,7 @@ main(int argc, char *argv[])
 	const char *verify[32], *key = NULL;
 	int nverify = 0;
 
+	cli_std_fds();
 	while ((c = getopt_long(argc, argv, "+j:dT:0hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':

@@ -244,6 +244,9 @@ out:
 		inflateEnd(s.z);
 		free(s.z);
 	}
+	/* Decompressed, a sealed body's chunk is plaintext. */
+	if (s.zout != NULL && m->sealed)
+		sodium_memzero(s.zout, MQ_SEAL_CHUNK);
 	free(s.zout);
 	free(in);
 	if (plain != NULL) {

@@ -1012,3 +1012,14 @@ EOF
 	assert_equal "$stderr" "mq-watch: $T/plain: Not a queue (run mq-init)"
 	assert_equal "$status" 66
 }
+
+@test "mq-watch: started with standard output and error closed, its handlers get them open (on /dev/null), not closed" {
+	echo x | mq-send -q "$Q"
+	run bash -c 'exec >&- 2>&-; exec mq-watch --drain "$1" -- sh -c \
+	    "[ -e /proc/\$\$/fd/1 ] && [ -e /proc/\$\$/fd/2 ] && touch \"\$1/open\"" sh "$2"' \
+	    sh "$Q" "$T"
+	assert_success
+	[ -e "$T/open" ] || fail "the handler's standard output or error was closed"
+	run mq-recv "$Q"
+	assert_failure 1
+}
