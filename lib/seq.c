@@ -153,25 +153,31 @@ mq_seq_peek(struct mq_queue *q, uint64_t *next)
 	    (errno = MQ_EBADCONF, -1);
 }
 
-static void
+static int
 max_in_dir(int dirfd, int skip_due, uint64_t *max)
 {
 	struct dirent *de;
 	uint64_t seq;
 	const char *p;
 	DIR *d;
-	int fd;
+	int fd, saved;
 
 	if ((fd = dup(dirfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		saved = errno;
 		if (fd != -1)
 			close(fd);
-		return;
+		errno = saved;
+		return -1;
 	}
 	rewinddir(d);
-	while ((de = readdir(d)) != NULL) {
+	while ((errno = 0, de = readdir(d)) != NULL) {
 		p = de->d_name;
-		if (skip_due && (p = strchr(p, '.')) != NULL)
-			p++;
+		if (skip_due) {
+			if ((p = strchr(p, '.')) != NULL)
+				p++;
+		} else if (p[0] == 'p' && p[1] >= '1' && p[1] <= '9' &&
+		    p[2] == '-')
+			p += 3;		/* a bucket of priority N: pN-ID */
 		if (p != NULL && strlen(p) >= 16 && p[16] == '.') {
 			char id[MQ_ID_SIZE];
 			memcpy(id, p, 16);
@@ -181,7 +187,10 @@ max_in_dir(int dirfd, int skip_due, uint64_t *max)
 		} else if (p != NULL && mq_id_parse(p, &seq) == 0 && seq > *max)
 			*max = seq;
 	}
+	saved = errno;
 	closedir(d);
+	errno = saved;
+	return saved != 0 ? -1 : 0;
 }
 
 /* Write a counter that continues after every id found in the queue: a new
@@ -199,8 +208,11 @@ mq_seq_create(struct mq_queue *q)
 
 	for (i = 0; i < 4; i++) {
 		int dfd = mq_dir(q, dirs[i]);
-		if (dfd != -1)
-			max_in_dir(dfd, dirs[i] == MQ_DIR_DELAY, &max);
+		/* A counter from a listing cut short could start below ids
+		 * in use. */
+		if (dfd != -1 &&
+		    max_in_dir(dfd, dirs[i] == MQ_DIR_DELAY, &max) == -1)
+			return -1;
 	}
 	if (max != 0) {
 		/* Bucket names cover up to 1024 ids past their own. */

@@ -180,6 +180,18 @@ need_group() {
 	assert [ "$newer" \> "$new" ]
 }
 
+@test "mq-init: a deleted seq, with only messages of a priority waiting, still continues after them" {
+	printf '%s\n' 1 2 3 | mq-send -q -l -p 5 "$Q"
+	max=$(names_in new | cut -d. -f1 | sort | tail -n 1)
+	assert_equal "$(ls "$Q/new")" "p5-${max%???}000"
+	rm "$Q/seq"
+	mq-init "$Q"
+	new=$(echo four | mq-send "$Q")
+	assert [ "$new" \> "$max" ]
+	run mq-ls "$Q"
+	assert_equal "$(echo "$output" | awk '{ print $1 }' | sort -u | wc -l)" 4
+}
+
 @test "mq-init: a deleted seq, with only dead letters left, still continues after them" {
 	echo a | mq-send -q "$Q"
 	id=$(echo b | mq-send "$Q")

@@ -513,6 +513,21 @@ first_call() {
 	fsck_clean "$Q"
 }
 
+@test "reliability: mq-init rebuilding a lost seq whose listing of new/ fails (EIO) exits 74 and makes no counter" {
+	need_strace
+	echo one | mq-send -q "$Q"
+	rm "$Q/seq"
+	# The first listing is of new/, for the largest id in use.
+	run --separate-stderr traced_env strace -qq -o /dev/null \
+	    -e inject=getdents64:error=EIO:when=1 mq-init "$Q"
+	assert_failure 74
+	assert_equal "$stderr" "mq-init: $Q: Input/output error"
+	[ ! -e "$Q/seq" ] || fail "a counter was made from a cut listing: $(cat "$Q/seq")"
+	mq-init "$Q"
+	new=$(echo two | mq-send "$Q")
+	assert [ "$new" \> "$(ready_ids "$Q" | head -n 1)" ]
+}
+
 @test "reliability: mq-recv: EIO listing new/ or a bucket exits 74, not 1 as if nothing were ready" {
 	need_strace
 	mq-send -q "$Q" "$T/small"
