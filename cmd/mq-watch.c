@@ -215,12 +215,16 @@ finish(struct mq_queue *q, struct slot *s, const struct mq_config *cfg,
 		    s->m.attempt, why, mq_backoff(cfg, s->m.attempt), secs);
 }
 
+/* The separator after a streamed body; a standard output left
+ * non-blocking is waited for, as the body's writes are. */
 static int
 write_sep(char sep)
 {
+	struct pollfd p = { 1, POLLOUT, 0 };
 	ssize_t w;
 
-	while ((w = write(1, &sep, 1)) == -1 && errno == EINTR)
+	while ((w = write(1, &sep, 1)) == -1 && (errno == EINTR ||
+	    (errno == EAGAIN && (poll(&p, 1, -1) != -1 || errno == EINTR))))
 		;
 	return w == 1 ? 0 : -1;
 }

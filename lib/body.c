@@ -42,7 +42,7 @@ send_pages(int in, off_t *off, off_t *left, int out)
 		n = sendfile(out, in, off, *left < SENDFILE_MAX ?
 		    (size_t)*left : SENDFILE_MAX);
 		if (n == -1) {
-			if (errno == EINTR)
+			if (errno == EINTR || mq_wait_writable(out) == 0)
 				continue;
 			return errno == EINVAL || errno == ENOSYS ? 1 : -1;
 		}

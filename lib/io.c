@@ -11,11 +11,28 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "mq_impl.h"
+
+/* A descriptor left non-blocking by whoever gave it to us (a parent's
+ * pipe): wait until it takes more, as a blocking one would have.  0, or
+ * -1 when the error was not EAGAIN or the wait failed. */
+int
+mq_wait_writable(int fd)
+{
+	struct pollfd p = { fd, POLLOUT, 0 };
+
+	if (errno != EAGAIN)
+		return -1;
+	while (poll(&p, 1, -1) == -1)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
 
 int
 mq_write_all(int fd, const void *buf, size_t n)
@@ -26,7 +43,7 @@ mq_write_all(int fd, const void *buf, size_t n)
 	while (n > 0) {
 		w = write(fd, p, n);
 		if (w == -1) {
-			if (errno == EINTR)
+			if (errno == EINTR || mq_wait_writable(fd) == 0)
 				continue;
 			return -1;
 		}

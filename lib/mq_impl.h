@@ -100,6 +100,7 @@ int mq_mkdirat(struct mq_queue *q, int dirfd, const char *name);
 int mq_folder_lock(struct mq_queue *q, int dirfd, const char *what);
 int mq_write_file(struct mq_queue *q, const char *name, const void *buf,
     size_t len, int replace);
+int mq_wait_writable(int fd);
 int mq_write_all(int fd, const void *buf, size_t n);
 int mq_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 ssize_t mq_read_full(int fd, void *buf, size_t n);

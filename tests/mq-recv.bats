@@ -514,3 +514,14 @@ os.execvp(sys.argv[1], sys.argv[1:])' mq-recv "$Q" -- \
 	assert_success
 	assert_output --regexp '^mq-recv [0-9]+\.[0-9]+\.[0-9]+$'
 }
+
+@test "mq-recv: a standard output left non-blocking is waited for, not a failure (EAGAIN)" {
+	head -c 4000000 /dev/urandom >"$BATS_TEST_TMPDIR/big"
+	mq-send -q "$Q" "$BATS_TEST_TMPDIR/big"
+	# A reader that is slow to start: the pipe fills at once.
+	export -f nonblocking
+	run bash -c 'nonblocking mq-recv "$1" | { sleep 1; cat >"$2"; }
+	    echo "${PIPESTATUS[0]}"' sh "$Q" "$BATS_TEST_TMPDIR/got"
+	assert_output 0
+	cmp "$BATS_TEST_TMPDIR/big" "$BATS_TEST_TMPDIR/got"
+}

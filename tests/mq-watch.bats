@@ -1023,3 +1023,16 @@ EOF
 	run mq-recv "$Q"
 	assert_failure 1
 }
+
+@test "mq-watch: streaming to a standard output left non-blocking waits for it (EAGAIN), bodies and separators whole" {
+	head -c 4000000 /dev/urandom | base64 -w 0 >"$T/big"
+	for i in 1 2 3; do mq-send -q "$Q" "$T/big"; done
+	export -f nonblocking
+	run bash -c 'nonblocking mq-watch --drain "$1" | { sleep 1; cat >"$2"; }
+	    echo "${PIPESTATUS[0]}"' sh "$Q" "$T/got"
+	assert_output 0
+	assert_equal "$(wc -l <"$T/got")" 3
+	for i in 1 2 3; do
+		sed -n "${i}p" "$T/got" | tr -d '\n' | cmp - "$T/big"
+	done
+}

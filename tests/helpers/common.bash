@@ -154,3 +154,11 @@ is_polling() {
 	wchan=$(cat "/proc/$1/wchan" 2>/dev/null)
 	[[ $wchan == *poll* || $wchan == 0 || -z $wchan ]]
 }
+
+# nonblocking COMMAND...: run COMMAND with its standard output left
+# non-blocking, as some parents leave a pipe they hand on.
+nonblocking() {
+	python3 -c 'import fcntl, os, sys
+fcntl.fcntl(1, fcntl.F_SETFL, fcntl.fcntl(1, fcntl.F_GETFL) | os.O_NONBLOCK)
+os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+}
