@@ -137,9 +137,13 @@ mq_verify(struct mq_queue *q, const struct mq_msg *m)
 	crypto_sign_update(&st, (const unsigned char *)m->header, m->header_len);
 	if (read_at(m->fd, (unsigned char *)trailer, MQ_TRAILER_LEN, off) == -1)
 		return -1;
-	trailer[MQ_TRAILER_LEN - 1] = '\0';
+	/* The trailer is one whole line, as written: its newline is not
+	 * signed, but a file that lost it is damaged all the same. */
 	if (memcmp(trailer, "sig: ", 5) != 0 ||
-	    mq_b64_decode(trailer + 5, sig, sizeof(sig)) == -1)
+	    trailer[MQ_TRAILER_LEN - 1] != '\n')
+		return bad();
+	trailer[MQ_TRAILER_LEN - 1] = '\0';
+	if (mq_b64_decode(trailer + 5, sig, sizeof(sig)) == -1)
 		return bad();
 	if (crypto_sign_final_verify(&st, sig, m->signer) != 0) {
 		errno = MQ_EBADSIG;

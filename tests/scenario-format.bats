@@ -408,6 +408,21 @@ KEYS_SEAL="id time queue size raw-size sealed-to seal-key seal-header "
 	assert_quarantined "$bad" "Bad signature"
 }
 
+@test "format: a signed message whose trailer lost its newline is quarantined" {
+	for c in X ' ' =; do
+		bad=$(echo "hello" | mq-send -s "$K/alice.key" "$Q")
+		echo "next" | mq-send -q -s "$K/alice.key" "$Q"
+		f=$(ready_file "$bad")
+		put "$f" $(( $(stat -c %s "$f") - 1 )) "$c"
+		run --separate-stderr mq-recv --verify "$K/alice.pub" "$Q"
+		assert_success
+		assert_output next
+		said "$stderr" mq-recv "$bad" "Damaged message file"
+		assert_quarantined "$bad" "Damaged message file"
+		rm -f "$Q"/quarantine/*
+	done
+}
+
 @test "format: a truncated signed message is quarantined, the next delivered" {
 	yes "some body text" | head -c 5000 >"$T/body"
 	for cut in 1 94 2000; do
