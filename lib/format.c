@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "mq_impl.h"
@@ -213,6 +214,22 @@ mq_header_get(const struct mq_msg *m, const char *key, char *buf,
 	return -1;
 }
 
+/* Whether a line in [from, line) has the key of line, its first klen
+ * bytes, in any case: a header repeated, or differing only in case, would
+ * give a handler one variable twice (mq_header_build refuses both). */
+static int
+seen_before(const char *from, const char *line, size_t klen)
+{
+	const char *eol;
+
+	for (; from < line; from = eol + 1) {
+		eol = memchr(from, '\n', (size_t)(line - from));
+		if (from[klen] == ':' && strncasecmp(from, line, klen) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 int
 mq_header_parse(int fd, struct mq_msg *m, off_t file_size)
 {
@@ -289,7 +306,8 @@ mq_header_parse(int fd, struct mq_msg *m, off_t file_size)
 			snprintf(m->group, sizeof(m->group), "%.*s",
 			    (int)(eol - val), val);
 		} else if (klen > 2 && memcmp(line, "h-", 2) == 0 &&
-		    mq_header_name_valid(line + 2, klen - 2))
+		    mq_header_name_valid(line + 2, klen - 2) &&
+		    !seen_before(buf + sizeof(MAGIC) - 1, line, klen))
 			;
 		else
 			goto bad;

@@ -977,6 +977,21 @@ KEYS_SEAL="id time queue size raw-size sealed-to seal-key seal-header "
 	done
 }
 
+@test "format: a planted message with a header repeated, in any case, is quarantined" {
+	for line in "h-order: 2" "h-ORDER: 2" "h-Order: 1"; do
+		id=$(echo "body" | mq-send -H order=1 "$Q")
+		echo "next" | mq-send -q "$Q"
+		f=$(ready_file "$id")
+		{ head -n 6 "$f"; echo "$line"; tail -n +7 "$f"; } >"$T/edited"
+		cat "$T/edited" >"$f"
+		run --separate-stderr mq-recv "$Q"
+		assert_success
+		assert_output next
+		said "$stderr" mq-recv "$id" "Damaged message file"
+		assert_quarantined "$id" "Damaged message file"
+	done
+}
+
 # ---- format version, garbage, limits ------------------------------------
 
 @test "format: an unknown format version is quarantined, the next delivered" {
