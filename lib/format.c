@@ -21,8 +21,9 @@
  * fixed-width placeholders and filled in once the body is streamed, so a
  * body of unknown length is never held in memory; a file whose length
  * disagrees with them is damaged and is never delivered.  Any other
- * version, and any key this version does not define, is refused rather
- * than guessed at.
+ * version, any key this version does not define, and any value it could
+ * not have written (a group or header with a control character in it) is
+ * refused rather than guessed at.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -81,10 +82,12 @@ mq_header_name_valid(const char *s, size_t len)
 }
 
 int
-mq_header_value_valid(const char *s)
+mq_header_value_valid(const char *s, size_t len)
 {
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return 0;
 	return 1;
 }
@@ -128,7 +131,7 @@ mq_header_build(char *buf, size_t size, const struct mq_header_fields *f,
 		return -1;
 	if (f->group != NULL) {
 		if (*f->group == '\0' || strlen(f->group) > 128 ||
-		    !mq_header_value_valid(f->group)) {
+		    !mq_header_value_valid(f->group, strlen(f->group))) {
 			errno = MQ_EBADHEADER;
 			return -1;
 		}
@@ -138,7 +141,7 @@ mq_header_build(char *buf, size_t size, const struct mq_header_fields *f,
 	for (h = f->headers; h != NULL && *h != NULL; h++) {
 		if ((eq = strchr(*h, '=')) == NULL ||
 		    !mq_header_name_valid(*h, (size_t)(eq - *h)) ||
-		    !mq_header_value_valid(eq + 1)) {
+		    !mq_header_value_valid(eq + 1, strlen(eq + 1))) {
 			errno = MQ_EBADHEADER;
 			return -1;
 		}
@@ -301,12 +304,15 @@ mq_header_parse(int fd, struct mq_msg *m, off_t file_size)
 		    parse_decimal(val, eol, &m->expires_ns) == 0 &&
 		    m->expires_ns > 0)
 			;
-		else if (KEY("group") && !have_group && val < eol) {
+		else if (KEY("group") && !have_group && val < eol &&
+		    eol - val <= 128 &&
+		    mq_header_value_valid(val, (size_t)(eol - val))) {
 			have_group = 1;
 			snprintf(m->group, sizeof(m->group), "%.*s",
 			    (int)(eol - val), val);
 		} else if (klen > 2 && memcmp(line, "h-", 2) == 0 &&
 		    mq_header_name_valid(line + 2, klen - 2) &&
+		    mq_header_value_valid(val, (size_t)(eol - val)) &&
 		    !seen_before(buf + sizeof(MAGIC) - 1, line, klen))
 			;
 		else

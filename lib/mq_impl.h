@@ -146,7 +146,7 @@ int mq_header_parse(int fd, struct mq_msg *m, off_t file_size);
 int mq_header_get(const struct mq_msg *m, const char *key, char *buf,
     size_t size);
 int mq_header_name_valid(const char *s, size_t len);
-int mq_header_value_valid(const char *s);
+int mq_header_value_valid(const char *s, size_t len);
 
 /* decode.c */
 int mq_verify(struct mq_queue *q, const struct mq_msg *m);

@@ -992,6 +992,28 @@ KEYS_SEAL="id time queue size raw-size sealed-to seal-key seal-header "
 	done
 }
 
+@test "format: a planted group or header value with a control character or CRLF is quarantined" {
+	long=$(printf 'g%.0s' $(seq 129))
+	for line in 'h-a: 1\r' 'h-a: x\033[2Jy' 'h-a: x\0y' 'group: g\001x' \
+	    'group: g\r' "group: $long"; do
+		id=$(echo "body" | mq-send "$Q")
+		echo "next" | mq-send -q "$Q"
+		f=$(ready_file "$id")
+		{ head -n 5 "$f"; printf '%b\n' "$line"; tail -n +6 "$f"; } >"$T/edited"
+		cat "$T/edited" >"$f"
+		run --separate-stderr mq-recv "$Q"
+		assert_success
+		assert_output next
+		said "$stderr" mq-recv "$id" "Damaged message file"
+		assert_quarantined "$id" "Damaged message file"
+	done
+	# At most 128 characters, as mq-send -g allows.
+	id=$(echo "body" | mq-send -g "${long%g}" "$Q")
+	run mq-recv "$Q"
+	assert_success
+	assert_output body
+}
+
 # ---- format version, garbage, limits ------------------------------------
 
 @test "format: an unknown format version is quarantined, the next delivered" {
