@@ -217,6 +217,15 @@ mq_enc_free(struct mq_encoder *e)
 		free(e->z);
 		e->z = NULL;
 	}
+	/* Sealing, the buffers held plaintext and the state the body's key,
+	 * as on the receiving side (decode.c). */
+	if (e->seal) {
+		if (e->zout != NULL)
+			sodium_memzero(e->zout, MQ_SEAL_CHUNK);
+		if (e->chunk != NULL)
+			sodium_memzero(e->chunk, MQ_SEAL_CHUNK);
+		sodium_memzero(&e->ss, sizeof(e->ss));
+	}
 	free(e->zout);
 	free(e->chunk);
 	free(e->cipher);
