@@ -554,7 +554,10 @@ EOF
 	pid=$BG_PID
 	wait_for 5 test -s "$T/handler"
 	# Stopped, mq-watch sees the handler's end and both signals at once.
+	# SIGSTOP takes effect only once mq-watch runs again, which a loaded
+	# machine can put off past the handler's end: wait until it has.
 	kill -STOP "$pid"
+	wait_for 5 grep -q '^State:.*T (stopped)' "/proc/$pid/status"
 	touch "$T/go"
 	wait_for 10 gone "$(cat "$T/handler")"
 	kill -TERM "$pid"
