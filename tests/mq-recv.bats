@@ -518,9 +518,10 @@ os.execvp(sys.argv[1], sys.argv[1:])' mq-recv "$Q" -- \
 @test "mq-recv: a standard output left non-blocking is waited for, not a failure (EAGAIN)" {
 	head -c 4000000 /dev/urandom >"$BATS_TEST_TMPDIR/big"
 	mq-send -q "$Q" "$BATS_TEST_TMPDIR/big"
-	# A reader that is slow to start: the pipe fills at once.
-	export -f nonblocking
-	run bash -c 'nonblocking mq-recv "$1" | { sleep 1; cat >"$2"; }
+	# A reader that starts once the pipe is full and the writer waits.
+	export -f nonblocking wait_for writer_polls is_polling
+	run bash -c 'nonblocking mq-recv "$1" |
+	    { wait_for 10 writer_polls && cat >"$2"; }
 	    echo "${PIPESTATUS[0]}"' sh "$Q" "$BATS_TEST_TMPDIR/got"
 	assert_output 0
 	cmp "$BATS_TEST_TMPDIR/big" "$BATS_TEST_TMPDIR/got"

@@ -554,7 +554,10 @@ EOF
 	pid=$BG_PID
 	wait_for 5 test -s "$T/handler"
 	# Stopped, mq-watch sees the handler's end and both signals at once.
+	# SIGSTOP takes effect only once mq-watch runs again, which a loaded
+	# machine can put off past the handler's end: wait until it has.
 	kill -STOP "$pid"
+	wait_for 5 grep -q '^State:.*T (stopped)' "/proc/$pid/status"
 	touch "$T/go"
 	wait_for 10 gone "$(cat "$T/handler")"
 	kill -TERM "$pid"
@@ -1027,8 +1030,10 @@ EOF
 @test "mq-watch: streaming to a standard output left non-blocking waits for it (EAGAIN), bodies and separators whole" {
 	head -c 4000000 /dev/urandom | base64 -w 0 >"$T/big"
 	for i in 1 2 3; do mq-send -q "$Q" "$T/big"; done
-	export -f nonblocking
-	run bash -c 'nonblocking mq-watch --drain "$1" | { sleep 1; cat >"$2"; }
+	# A reader that starts once the pipe is full and the writer waits.
+	export -f nonblocking wait_for writer_polls is_polling
+	run bash -c 'nonblocking mq-watch --drain "$1" |
+	    { wait_for 10 writer_polls && cat >"$2"; }
 	    echo "${PIPESTATUS[0]}"' sh "$Q" "$T/got"
 	assert_output 0
 	assert_equal "$(wc -l <"$T/got")" 3

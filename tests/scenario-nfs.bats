@@ -323,8 +323,11 @@ two_hosts() {
 		w=$!
 		echo "$w" >>"$T/pids"
 		# Another consumer on the same host looks at the queue
-		# while the handler runs.
-		sleep 1
+		# while the handler runs (it has claimed the message).
+		for ((i = 0; i < 100; i++)); do
+			[ -s "$T/runs" ] && break
+			sleep 0.1
+		done
 		mq-recv -t 2 "$1/q" >"$T/second.out"
 		echo "$?" >"$T/second.rc"
 		for ((i = 0; i < 100; i++)); do
@@ -488,6 +491,20 @@ injected() {
 
 key_pending() { grep -qs '^pending' "$Q"/keys/*; }
 
+# waits_for_key PID: an mq-send below PID sleeps between its looks at a
+# pending key (nanosleep), or, where the kernel hides wchan, sleeps.
+waits_for_key() {
+	local p kids wchan
+	kids=$(pgrep -P "$1" | tr '\n' ' ')
+	for p in $kids; do
+		waits_for_key "$p" && return 0
+	done
+	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = mq-send ] || return 1
+	[ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = S ] || return 1
+	wchan=$(cat "/proc/$1/wchan" 2>/dev/null)
+	[[ $wchan == *nanosleep* || $wchan == 0 || -z $wchan ]]
+}
+
 # Hosts do not share pids: a pending idempotency key recorded by a sender
 # on one host cannot be judged by whether that pid lives on another, nor
 # by its age, since the sender may wait for its input however long.  Its
@@ -504,8 +521,8 @@ key_pending() { grep -qs '^pending' "$Q"/keys/*; }
 	touch -d '2 minutes ago' "$Q"/keys/*
 	bg_start second unshare -pfu sh -c 'hostname "mq-test-b.$$" &&
 	    printf second | mq-send -k order-7 "$1"' _ "$Q"
-	# Give the second sender time to look at the key.
-	sleep 1
+	# The second sender has looked at the key when it waits for it.
+	wait_for 10 waits_for_key "$(bg_pid second)"
 	touch "$T/go"
 	bg_wait 10 first
 	bg_wait 40 second

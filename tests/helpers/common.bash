@@ -155,6 +155,19 @@ is_polling() {
 	[[ $wchan == *poll* || $wchan == 0 || -z $wchan ]]
 }
 
+# writer_polls: true when a process writing to the pipe on our standard
+# input (its standard output) is asleep in poll(2): it found the pipe
+# full (EAGAIN) and waits for room.  The reader of a test that must see
+# EAGAIN waits for this before it starts reading.
+writer_polls() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$p/fd/1" -ef /proc/self/fd/0 ] && is_polling "${p#/proc/}" &&
+		    return 0
+	done
+	return 1
+}
+
 # nonblocking COMMAND...: run COMMAND with its standard output left
 # non-blocking, as some parents leave a pipe they hand on.
 nonblocking() {
