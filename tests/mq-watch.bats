@@ -218,11 +218,7 @@ EOF
 	handler h <<'EOF'
 echo "$$" >>"$T/bg.pids"
 mv "$0" "$T/h.moved"
-end=$((SECONDS + 20))
-until [ -e "$T/go" ]; do
-	[ "$SECONDS" -lt "$end" ] || exit 1
-	sleep 0.05
-done
+"$T/await-go" || exit 1
 exit 3
 EOF
 	first=$(echo first | mq-send "$Q")
@@ -488,11 +484,7 @@ gated_handler() {
 	handler h <<'EOF'
 echo "$$" >>"$T/bg.pids"
 echo "$MQ_ID" >>"$T/started"
-end=$((SECONDS + 20))
-until [ -e "$T/go" ]; do
-	[ "$SECONDS" -lt "$end" ] || exit 1
-	sleep 0.05
-done
+"$T/await-go" || exit 1
 echo "$MQ_ID" >>"$T/done"
 EOF
 }
@@ -542,11 +534,7 @@ EOF
 	handler h <<'EOF'
 echo "$$" >>"$T/bg.pids"
 echo "$$" >"$T/handler"
-end=$((SECONDS + 20))
-until [ -e "$T/go" ]; do
-	[ "$SECONDS" -lt "$end" ] || exit 1
-	sleep 0.05
-done
+"$T/await-go" || exit 1
 exit 100
 EOF
 	id=$(echo poison | mq-send "$Q")
@@ -696,11 +684,7 @@ EOF
 	    mq-send -l -q "$Q"
 	mkfifo "$T/fifo"
 	BG_STDIN=$T/fifo bg reader bash -c 'IFS= read -r line &&
-	    echo "$line" && touch "$T/started" && end=$((SECONDS + 20)) &&
-	    until [ -e "$T/go" ]; do
-		[ "$SECONDS" -lt "$end" ] || exit 1
-		sleep 0.05
-	    done && cat'
+	    echo "$line" && touch "$T/started" && "$T/await-go" && cat'
 	reader=$BG_PID
 	bg watch bash -c 'exec mq-watch "$1" >"$2"' _ "$Q" "$T/fifo"
 	pid=$BG_PID

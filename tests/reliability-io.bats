@@ -569,35 +569,24 @@ first_call() {
 	mq-recv "$Q" | cmp - <(echo body)
 }
 
-@test "reliability: mq-ls: EIO listing a bucket or a state's folder exits 74, not a listing without its messages" {
+@test "reliability: mq-ls and mq-stat: EIO listing a bucket or a state's folder exits 74, not a listing or counts without its messages" {
 	need_strace
 	mq-send -q "$Q" "$T/small"
 	mq-send -q -d 1h "$Q" "$T/small"
 	# Two getdents64 calls a listing: new/ (1, 2), its bucket (3, 4),
-	# delay/ (5, 6), cur/, dead/ and quarantine/; the first call of each
-	# after new/'s, then the last of delay/'s (cut after its entries).
-	for k in 3 5 6 7 9 11; do
-		run --separate-stderr traced_env strace -qq -o /dev/null \
-		    -e inject="getdents64:error=EIO:when=$k" mq-ls "$Q"
-		assert_failure 74
-		assert_equal "$stderr" "mq-ls: $Q: Input/output error"
+	# delay/ (5, 6), cur/ (7, 8), dead/ and quarantine/; the first call
+	# of each after new/'s, then the last of delay/'s (cut after its
+	# entries).
+	for prog in mq-ls mq-stat; do
+		for k in 3 5 6 7 9 11; do
+			run --separate-stderr traced_env strace -qq -o /dev/null \
+			    -e inject="getdents64:error=EIO:when=$k" "$prog" "$Q"
+			assert_failure 74
+			assert_equal "$stderr" "$prog: $Q: Input/output error"
+		done
 	done
 	run -0 mq-ls "$Q"
 	assert_equal "${#lines[@]}" 2
-}
-
-@test "reliability: mq-stat: EIO listing a bucket or a state's folder exits 74, not counts without its messages" {
-	need_strace
-	mq-send -q "$Q" "$T/small"
-	mq-send -q -d 1h "$Q" "$T/small"
-	# As for mq-ls: new/ (calls 1, 2), its bucket (3, 4), delay/ (5, 6),
-	# cur/ (7, 8), dead/ and quarantine/.
-	for k in 3 5 6 7 9 11; do
-		run --separate-stderr traced_env strace -qq -o /dev/null \
-		    -e inject="getdents64:error=EIO:when=$k" mq-stat "$Q"
-		assert_failure 74
-		assert_equal "$stderr" "mq-stat: $Q: Input/output error"
-	done
 }
 
 @test "reliability: mq-recv --verify DIR whose listing fails (EIO) exits 74 and delivers nothing" {

@@ -962,33 +962,34 @@ KEYS_SEAL="id time queue size raw-size sealed-to seal-key seal-header "
 	assert_output $'\nbare'
 }
 
+# planted_line_quarantined AFTER LINE [OPTION...]: a message sent with
+# the options, LINE (backslash escapes as in printf %b) planted in its
+# header after line AFTER, goes to quarantine/ and the message behind it
+# is delivered.
+planted_line_quarantined() {
+	local after=$1 line=$2 id f
+	shift 2
+	id=$(echo "body" | mq-send "$@" "$Q")
+	echo "next" | mq-send -q "$Q"
+	f=$(ready_file "$id")
+	{ head -n "$after" "$f"; printf '%b\n' "$line"; tail -n +"$((after + 1))" "$f"; } >"$T/edited"
+	cat "$T/edited" >"$f"
+	run --separate-stderr mq-recv "$Q"
+	assert_success
+	assert_output next
+	said "$stderr" mq-recv "$id" "Damaged message file"
+	assert_quarantined "$id" "Damaged message file"
+}
+
 @test "format: a planted message with an invalid header line is quarantined" {
 	for line in "h-a_b: 1" "h-a=b: 1" "h-a b: 1" "h-: 1" "x-other: 1" "size 5" "id: 1"; do
-		id=$(echo "body" | mq-send "$Q")
-		echo "next" | mq-send -q "$Q"
-		f=$(ready_file "$id")
-		{ head -n 5 "$f"; echo "$line"; tail -n +6 "$f"; } >"$T/edited"
-		cat "$T/edited" >"$f"
-		run --separate-stderr mq-recv "$Q"
-		assert_success
-		assert_output next
-		said "$stderr" mq-recv "$id" "Damaged message file"
-		assert_quarantined "$id" "Damaged message file"
+		planted_line_quarantined 5 "$line"
 	done
 }
 
 @test "format: a planted message with a header repeated, in any case, is quarantined" {
 	for line in "h-order: 2" "h-ORDER: 2" "h-Order: 1"; do
-		id=$(echo "body" | mq-send -H order=1 "$Q")
-		echo "next" | mq-send -q "$Q"
-		f=$(ready_file "$id")
-		{ head -n 6 "$f"; echo "$line"; tail -n +7 "$f"; } >"$T/edited"
-		cat "$T/edited" >"$f"
-		run --separate-stderr mq-recv "$Q"
-		assert_success
-		assert_output next
-		said "$stderr" mq-recv "$id" "Damaged message file"
-		assert_quarantined "$id" "Damaged message file"
+		planted_line_quarantined 6 "$line" -H order=1
 	done
 }
 
@@ -996,16 +997,7 @@ KEYS_SEAL="id time queue size raw-size sealed-to seal-key seal-header "
 	long=$(printf 'g%.0s' $(seq 129))
 	for line in 'h-a: 1\r' 'h-a: x\033[2Jy' 'h-a: x\0y' 'group: g\001x' \
 	    'group: g\r' "group: $long"; do
-		id=$(echo "body" | mq-send "$Q")
-		echo "next" | mq-send -q "$Q"
-		f=$(ready_file "$id")
-		{ head -n 5 "$f"; printf '%b\n' "$line"; tail -n +6 "$f"; } >"$T/edited"
-		cat "$T/edited" >"$f"
-		run --separate-stderr mq-recv "$Q"
-		assert_success
-		assert_output next
-		said "$stderr" mq-recv "$id" "Damaged message file"
-		assert_quarantined "$id" "Damaged message file"
+		planted_line_quarantined 5 "$line"
 	done
 	# At most 128 characters, as mq-send -g allows.
 	id=$(echo "body" | mq-send -g "${long%g}" "$Q")

@@ -4,11 +4,21 @@
 # killed by teardown_watch, whether the test passed or not.
 
 # setup_watch: a fresh queue (see setup_mq) and $T, the test's scratch
-# directory, exported for handler scripts.
+# directory, exported for handler scripts, with $T/await-go in it: a
+# script that waits for $T/go to appear, 20 s at most (then exits 1).
 setup_watch() {
 	setup_mq
 	export T="$BATS_TEST_TMPDIR"
 	: >"$T/bg.pids"
+	cat >"$T/await-go" <<'EOF'
+#!/bin/bash
+end=$((SECONDS + 20))
+until [ -e "$T/go" ]; do
+	[ "$SECONDS" -lt "$end" ] || exit 1
+	sleep 0.05
+done
+EOF
+	chmod +x "$T/await-go"
 }
 
 # teardown_watch: kill what the test left running, by pid.
