@@ -322,12 +322,12 @@ main(int argc, char *argv[])
 		    out != NULL)
 			cli_usage(usage);
 		cmd = argv + optind + 1;
+		/* An ignored SIGCHLD, inherited across exec, would have the
+		 * kernel reap the handler, and the body's decoder, before
+		 * waitpid saw how they ended. */
+		signal(SIGCHLD, SIG_DFL);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	/* An ignored SIGCHLD, inherited across exec, would have the kernel
-	 * reap the handler, and the body's decoder, before waitpid saw how
-	 * they ended. */
-	signal(SIGCHLD, SIG_DFL);
 	if ((q = mq_open(queue)) == NULL) {
 		err = errno;
 		cli_warn(queue, err);

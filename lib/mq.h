@@ -225,7 +225,9 @@ int mq_msg_save_body(struct mq_queue *q, const struct mq_msg *m, int fd,
     const char *path);
 /* A fresh, unlocked descriptor that reads the decoded body, for a
  * handler: the file itself, or a pipe fed by a decoding child, which
- * reports a failure part way through on m->feeder before the pipe ends. */
+ * reports a failure part way through on m->feeder before the pipe ends.
+ * Like mq_handler_spawn, it waits for a child: SIGCHLD must not be
+ * ignored, or the kernel reaps the child before its status is seen. */
 int mq_msg_body_fd(struct mq_queue *q, struct mq_msg *m);
 /* 1 with errno set when the decoding child of m's body reported a
  * failure (what a handler read of it then was short), else 0. */
@@ -280,7 +282,8 @@ void mq_waiter_free(struct mq_waiter *w);
  * the pid and a pidfd; -1 with *exec_err set when exec failed (the
  * message is untouched), or with errno on other errors.  own_group puts
  * the handler in a process group of its own, out of reach of a terminal's
- * Ctrl-C meant for the caller. */
+ * Ctrl-C meant for the caller.  The caller must not ignore SIGCHLD: the
+ * kernel would reap the handler before mq_handler_wait saw its status. */
 pid_t mq_handler_spawn(struct mq_queue *q, struct mq_msg *m,
     char *const argv[], int own_group, int *pidfd, int *exec_err);
 /* Wait for the handler, renewing the lease of m while it runs; closes
