@@ -153,7 +153,7 @@ walk_flat(struct mq_queue *q, enum mq_state st, enum mq_dir dir,
 	struct mq_entry e;
 	struct dirent *de;
 	size_t len;
-	int dfd = q->dirfd[dir], rc = 0, saved;
+	int dfd = q->dirfd[dir], rc = 0;
 	DIR *d;
 
 	if ((d = mq_opendirat(dfd, ".")) == NULL)
@@ -187,15 +187,11 @@ walk_flat(struct mq_queue *q, enum mq_state st, enum mq_dir dir,
 		if (fstatat(dfd, de->d_name, &e.st, AT_SYMLINK_NOFOLLOW) == 0)
 			rc = fn(&e, arg);
 	}
-	/* A listing cut short by an error would leave out messages. */
-	if (rc == 0 && errno != 0) {
-		saved = errno;
+	if (rc != 0) {
 		closedir(d);
-		errno = saved;
-		return -1;
+		return rc;
 	}
-	closedir(d);
-	return rc;
+	return mq_listing_end(d);
 }
 
 int
@@ -254,7 +250,7 @@ count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
 	int64_t low_mtime = 0;
 	unsigned n;
 	long count = 0;
-	int fd, saved;
+	int fd;
 	DIR *d;
 
 	mq_bucket_name(b->base, b->prio, bucket);
@@ -287,13 +283,8 @@ count_bucket(int newfd, const struct mq_bucket *b, int lowest, int bytes,
 			snprintf(first, sizeof(first), "%s", de->d_name);
 		}
 	}
-	/* A listing cut short by an error would leave out messages. */
-	if (errno != 0) {
-		saved = errno;
-		closedir(d);
-		errno = saved;
-		return -1;
-	}
+	if (errno != 0)
+		return mq_listing_end(d);
 	if (first[0] != '\0' &&
 	    fstatat(fd, first, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		low_mtime = ns_of(&st.st_mtim);
@@ -338,7 +329,7 @@ count_flat(struct mq_queue *q, enum mq_state state, enum mq_dir dir,
 	struct dirent *de;
 	struct stat st;
 	size_t len;
-	int dfd = q->dirfd[dir], saved;
+	int dfd = q->dirfd[dir];
 	DIR *d;
 
 	if ((d = mq_opendirat(dfd, ".")) == NULL)
@@ -363,14 +354,7 @@ count_flat(struct mq_queue *q, enum mq_state state, enum mq_dir dir,
 		if (state == MQ_INFLIGHT)
 			keep_oldest(&s->oldest_lease_ns, ns_of(&st.st_ctim));
 	}
-	if (errno != 0) {
-		saved = errno;
-		closedir(d);
-		errno = saved;
-		return -1;
-	}
-	closedir(d);
-	return 0;
+	return mq_listing_end(d);
 }
 
 int

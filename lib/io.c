@@ -145,6 +145,20 @@ mq_fsync_dirat(int dirfd, const char *name)
 	return mq_fsync_close(fd);
 }
 
+/* Close a directory whose listing has just ended, errno set to 0 before
+ * each readdir: 0 when the listing reached its end, -1 with readdir's
+ * errno when an error cut it short.  A cut listing must not pass for the
+ * whole: it would leave out messages, leases, keys or ids in use. */
+int
+mq_listing_end(DIR *d)
+{
+	int saved = errno;
+
+	closedir(d);
+	errno = saved;
+	return saved != 0 ? -1 : 0;
+}
+
 /* chmod of a name in dirfd that never follows a symbolic link: a file
  * or folder of the queue swapped for a link to /etc/shadow between our
  * look at it and the chmod must not hand a program run as root the

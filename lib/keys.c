@@ -254,14 +254,7 @@ mq_trust(struct mq_queue *q, const char *path)
 	}
 	/* A listing cut short would leave keys untrusted, and with none
 	 * at all, nothing verified. */
-	if (errno != 0) {
-		saved = errno;
-		closedir(d);
-		errno = saved;
-		return -1;
-	}
-	closedir(d);
-	return 0;
+	return mq_listing_end(d);
 }
 
 int

@@ -96,6 +96,7 @@ int mq_token(char *buf, size_t size, int keep_lock);
 
 /* io.c */
 int mq_chmodat(int dirfd, const char *name, mode_t mode);
+int mq_listing_end(DIR *d);
 int mq_mkdirat(struct mq_queue *q, int dirfd, const char *name);
 int mq_folder_lock(struct mq_queue *q, int dirfd, const char *what);
 int mq_write_file(struct mq_queue *q, const char *name, const void *buf,

@@ -108,10 +108,7 @@ reap_delayed(struct mq_queue *q, int64_t now, int64_t *next_ns, int *moved)
 		    1), moved) == -1)
 			return closedir_failed(d);
 	}
-	if (errno != 0)
-		return closedir_failed(d);
-	closedir(d);
-	return 0;
+	return mq_listing_end(d);
 }
 
 int
@@ -152,9 +149,8 @@ mq_reap(struct mq_queue *q, int64_t *next_ns, int *have_locked)
 		if (counted(rc, &moved) == -1)
 			return closedir_failed(d);
 	}
-	if (errno != 0)
-		return closedir_failed(d);
-	closedir(d);
+	if (mq_listing_end(d) == -1)
+		return -1;
 	if (next_ns != NULL)
 		*next_ns = next;
 	if (have_locked != NULL)

@@ -187,10 +187,7 @@ max_in_dir(int dirfd, int skip_due, uint64_t *max)
 		} else if (p != NULL && mq_id_parse(p, &seq) == 0 && seq > *max)
 			*max = seq;
 	}
-	saved = errno;
-	closedir(d);
-	errno = saved;
-	return saved != 0 ? -1 : 0;
+	return mq_listing_end(d);
 }
 
 /* Write a counter that continues after every id found in the queue: a new

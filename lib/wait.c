@@ -133,7 +133,6 @@ watch_buckets(struct mq_waiter *w)
 	struct dirent *de;
 	struct mq_bucket b;
 	DIR *d;
-	int saved;
 
 	if ((d = mq_opendirat(w->q->dirfd[MQ_DIR_NEW], ".")) == NULL)
 		return -1;
@@ -141,10 +140,7 @@ watch_buckets(struct mq_waiter *w)
 		if (mq_bucket_name_parse(de->d_name, &b) == 0)
 			watch_bucket(w, de->d_name);
 	/* A listing cut short left buckets unwatched. */
-	saved = errno;
-	closedir(d);
-	errno = saved;
-	return saved != 0 ? -1 : 0;
+	return mq_listing_end(d);
 }
 
 /* Read the pending events: watch each bucket made in new/, and note
